@@ -1,0 +1,56 @@
+"""What every command shares: logging set-up, the error-to-exit-code translation, common flags."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+
+from swinfuse_auto.errors import SwinfuseError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def add_root_flags(parser: argparse.ArgumentParser) -> None:
+    """--raw/--preprocessed/--results override SWINFUSE_RAW/_PREPROCESSED/_RESULTS."""
+    group = parser.add_argument_group("folders (override the environment variables)")
+    group.add_argument("--raw", metavar="DIR",
+                       help="raw datasets root (default: $SWINFUSE_RAW, else $nnUNet_raw)")
+    group.add_argument("--preprocessed", metavar="DIR",
+                       help="preprocessed root (default: $SWINFUSE_PREPROCESSED)")
+    group.add_argument("--results", metavar="DIR", help="results root (default: $SWINFUSE_RESULTS)")
+
+
+def add_verbosity_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug-level logging")
+
+
+def configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", force=True)
+
+
+def report_error(exc: BaseException) -> None:
+    """Print a user error as one wrapped paragraph on stderr."""
+    message = textwrap.fill(f"error: {exc}", width=100, break_long_words=False,
+                            break_on_hyphens=False)
+    print(message, file=sys.stderr)
+
+
+def run_command(build_parser: Callable[[], argparse.ArgumentParser],
+                run: Callable[[argparse.Namespace], int | None],
+                argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, run, and map outcomes to exit codes (0 ok, 2 user error, 130 interrupt)."""
+    args = build_parser().parse_args(argv)
+    configure_logging(getattr(args, "verbose", False))
+    try:
+        return int(run(args) or 0)
+    except SwinfuseError as exc:
+        report_error(exc)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; finished outputs are kept and a re-run resumes", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,1 @@
+"""The raw dataset: dataset.json schema, case discovery and verification."""

@@ -1,0 +1,112 @@
+"""dataset.json parsed once into a typed, validated :class:`DatasetSpec`.
+
+The layout is nnU-Net v2's, so an existing nnU-Net dataset works unchanged: ``channel_names``
+{"0": "CT"}, ``labels`` name -> int (consecutive from 0, "background" 0), ``numTraining`` and
+``file_ending``. Region labels (a list of ints) are accepted and kept but the current trainers
+train on the integer classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from swinfuse_auto.dataset.modality import Modality, modality_of
+from swinfuse_auto.errors import DatasetError
+from swinfuse_auto.io.atomic import read_json
+from swinfuse_auto.io.image import SUPPORTED_ENDINGS
+
+REQUIRED_KEYS = ("channel_names", "labels", "numTraining", "file_ending")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What dataset.json says, validated."""
+
+    channel_names: tuple[str, ...]
+    labels: dict[str, int]
+    num_training: int
+    file_ending: str
+    raw: dict[str, Any]
+
+    @property
+    def num_channels(self) -> int:
+        return len(self.channel_names)
+
+    @property
+    def modalities(self) -> tuple[Modality, ...]:
+        return tuple(modality_of(n) for n in self.channel_names)
+
+    @property
+    def label_values(self) -> list[int]:
+        return sorted(set(self.labels.values()))
+
+    @property
+    def num_classes(self) -> int:
+        """Number of output classes including background."""
+        return max(self.label_values) + 1
+
+    @property
+    def foreground_labels(self) -> list[int]:
+        return [v for v in self.label_values if v != 0]
+
+    @property
+    def ignore_label(self) -> int | None:
+        return self.labels.get("ignore")
+
+
+def parse_dataset_json(data: dict[str, Any], source: Path) -> DatasetSpec:
+    """Validate a dataset.json dict; every problem is reported at once, naming the key."""
+    problems = [f"missing key '{k}'" for k in REQUIRED_KEYS if k not in data]
+    if problems:
+        raise DatasetError(f"{source}: {'; '.join(problems)}. Add them as in nnU-Net v2, e.g. "
+                           '"channel_names": {"0": "CT"}, "labels": {"background": 0, "liver": 1}, '
+                           '"numTraining": 10, "file_ending": ".nii.gz".')
+    channels = data["channel_names"]
+    if not isinstance(channels, dict) or not channels:
+        raise DatasetError(f"{source}: 'channel_names' must be a non-empty object like "
+                           '{"0": "CT"}.')
+    keys = sorted(int(k) for k in channels)
+    if keys != list(range(len(keys))):
+        raise DatasetError(f"{source}: channel_names keys must be 0..{len(keys) - 1}, found "
+                           f"{sorted(channels)}.")
+    labels: dict[str, int] = {}
+    for name, value in data["labels"].items():
+        if isinstance(value, list):  # region label: keep the highest member as its class id
+            value = max(value)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise DatasetError(f"{source}: label '{name}' must be a non-negative integer, "
+                               f"found {value!r}.")
+        labels[name] = value
+    values = sorted(v for k, v in labels.items() if k != "ignore")
+    if 0 not in values:
+        raise DatasetError(f"{source}: 'labels' must contain background with value 0.")
+    if values != list(range(len(values))):
+        raise DatasetError(f"{source}: label values must be consecutive from 0, found {values}. "
+                           "Renumber the labels (and the label files) to 0, 1, 2, ...")
+    ending = data["file_ending"]
+    if ending not in SUPPORTED_ENDINGS:
+        raise DatasetError(f"{source}: file_ending '{ending}' is not supported; use one of "
+                           f"{', '.join(SUPPORTED_ENDINGS)}.")
+    num_training = data["numTraining"]
+    if not isinstance(num_training, int) or num_training < 1:
+        raise DatasetError(f"{source}: numTraining must be a positive integer, found "
+                           f"{num_training!r}.")
+    return DatasetSpec(tuple(str(channels[str(k)]) for k in keys), labels, num_training,
+                       ending, dict(data))
+
+
+def load_dataset_spec(raw_dir: Path) -> DatasetSpec:
+    """Read and validate ``raw_dir/dataset.json``."""
+    path = Path(raw_dir) / "dataset.json"
+    if not path.exists():
+        raise DatasetError(f"{path} does not exist. Every dataset folder needs a dataset.json "
+                           "(nnU-Net v2 format) naming channels, labels, numTraining, file_ending.")
+    try:
+        data = read_json(path)
+    except Exception as exc:
+        raise DatasetError(str(exc)) from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path} must contain a JSON object.")
+    return parse_dataset_json(data, path)
