@@ -2,13 +2,15 @@
 
 The layout is nnU-Net v2's, so an existing nnU-Net dataset works unchanged: ``channel_names``
 {"0": "CT"}, ``labels`` name -> int (consecutive from 0, "background" 0), ``numTraining`` and
-``file_ending``. Region labels (a list of ints) are accepted and kept but the current trainers
+``file_ending``. One extension: the optional key ``case_channel_names`` maps a case id to its own
+channel names (``{"mr_000": {"0": "T1"}}``), so a dataset whose training cases are CT can keep
+MR cases in imagesTs, tagged as MR, for CT+MR pre-training and out-of-modality tests. Region labels (a list of ints) are accepted and kept but the current trainers
 train on the integer classes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ class DatasetSpec:
     num_training: int
     file_ending: str
     raw: dict[str, Any]
+    case_channel_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def num_channels(self) -> int:
@@ -37,6 +40,11 @@ class DatasetSpec:
     @property
     def modalities(self) -> tuple[Modality, ...]:
         return tuple(modality_of(n) for n in self.channel_names)
+
+    def modalities_for(self, case_id: str) -> tuple[Modality, ...]:
+        """Modalities of a case's channels, honouring ``case_channel_names``."""
+        names = self.case_channel_names.get(case_id, self.channel_names)
+        return tuple(modality_of(n) for n in names)
 
     @property
     def label_values(self) -> list[int]:
@@ -93,8 +101,14 @@ def parse_dataset_json(data: dict[str, Any], source: Path) -> DatasetSpec:
     if not isinstance(num_training, int) or num_training < 1:
         raise DatasetError(f"{source}: numTraining must be a positive integer, found "
                            f"{num_training!r}.")
+    per_case = {}
+    for case_id, names in data.get("case_channel_names", {}).items():
+        if not isinstance(names, dict) or sorted(names) != sorted(str(k) for k in keys):
+            raise DatasetError(f"{source}: case_channel_names['{case_id}'] must name the same "
+                               f"channels as channel_names ({sorted(channels)}).")
+        per_case[case_id] = tuple(str(names[str(k)]) for k in keys)
     return DatasetSpec(tuple(str(channels[str(k)]) for k in keys), labels, num_training,
-                       ending, dict(data))
+                       ending, dict(data), per_case)
 
 
 def load_dataset_spec(raw_dir: Path) -> DatasetSpec:
