@@ -13,7 +13,7 @@ if [ ! -f "$VENV/.installed" ]; then
   "$VENV/bin/pip" install -q --no-deps nnunetv2==2.8.1 dynamic-network-architectures==0.4.4 \
     batchgeneratorsv2==0.3.6
   "$VENV/bin/pip" install -q graphviz tifffile requests matplotlib seaborn imagecodecs yacs einops \
-    pandas scikit-learn scikit-image blosc2
+    pandas scikit-learn scikit-image blosc2 nibabel
   touch "$VENV/.installed"
 fi
 echo "$VENV ready"

@@ -1,0 +1,1 @@
+"""Preprocessed-case datasets, cross-validation splits, patch sampling and augmentation."""

@@ -1,0 +1,1 @@
+"""The plan: every data-dependent decision, as versioned, validated, human-editable JSON."""

@@ -1,0 +1,91 @@
+"""The preprocessed case store: ``CASE.npy`` (C, z, y, x float32), ``CASE_seg.npy`` and
+``CASE.json`` (properties), memory-mappable so data loaders read only the patch they need.
+
+The JSON is written last and carries the digest of the plan that produced the arrays: a case is
+finished exactly when its JSON exists with the current digest, so an interrupted run redoes only
+the unfinished case and a changed plan redoes everything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from swinfuse_auto.errors import PreprocessingError
+from swinfuse_auto.io.atomic import atomic_path, read_json, write_json
+from swinfuse_auto.preprocessing.case import CaseProperties
+
+LABELLED_FOLDER = "3d_fullres"
+UNLABELLED_FOLDER = "3d_fullres_unlabelled"
+
+
+@dataclass(frozen=True)
+class CaseStore:
+    """A folder of preprocessed cases."""
+
+    folder: Path
+
+    def data_path(self, case_id: str) -> Path:
+        return self.folder / f"{case_id}.npy"
+
+    def seg_path(self, case_id: str) -> Path:
+        return self.folder / f"{case_id}_seg.npy"
+
+    def properties_path(self, case_id: str) -> Path:
+        return self.folder / f"{case_id}.json"
+
+    def is_complete(self, case_id: str, digest: str, labelled: bool) -> bool:
+        path = self.properties_path(case_id)
+        if not path.exists() or not self.data_path(case_id).exists():
+            return False
+        if labelled and not self.seg_path(case_id).exists():
+            return False
+        try:
+            return json.loads(path.read_text()).get("plan_digest") == digest
+        except (json.JSONDecodeError, OSError):
+            return False
+
+    def write(self, properties: CaseProperties, data: np.ndarray, seg: np.ndarray | None,
+              digest: str) -> None:
+        """Write arrays first and the properties JSON last, each through a temporary name."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.data_path(properties.case_id)) as tmp:
+            np.save(tmp, data.astype(np.float32, copy=False))
+        if seg is not None:
+            dtype = np.int8 if seg.min() >= -128 and seg.max() < 128 else np.int16
+            with atomic_path(self.seg_path(properties.case_id)) as tmp:
+                np.save(tmp, seg.astype(dtype))
+        write_json(self.properties_path(properties.case_id),
+                   {**properties.to_dict(), "plan_digest": digest})
+
+    def case_ids(self) -> list[str]:
+        """Finished cases (those with a properties file)."""
+        if not self.folder.is_dir():
+            return []
+        return sorted(p.stem for p in self.folder.glob("*.json") if not p.name.startswith("."))
+
+    def load(self, case_id: str, mmap: bool = True
+             ) -> tuple[np.ndarray, np.ndarray | None, CaseProperties]:
+        """Arrays (memory-mapped by default) and properties of one case."""
+        path = self.properties_path(case_id)
+        if not path.exists():
+            raise PreprocessingError(f"{path} is missing: case {case_id} was not preprocessed. "
+                                     "Run plan_and_preprocess for this dataset.")
+        properties = CaseProperties.from_dict(read_json(path))
+        mode = "r" if mmap else None
+        data = np.load(self.data_path(case_id), mmap_mode=mode)
+        seg_path = self.seg_path(case_id)
+        seg = np.load(seg_path, mmap_mode=mode) if seg_path.exists() else None
+        return data, seg, properties
+
+    def remove_stale_temporaries(self) -> int:
+        """Delete temporary files an interrupted run left behind; returns how many."""
+        if not self.folder.is_dir():
+            return 0
+        stale = [p for p in self.folder.iterdir() if p.name.startswith(".") and ".tmp" in p.name]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return len(stale)

@@ -1,0 +1,90 @@
+"""One case from raw arrays to network-ready arrays, and the facts needed to undo it.
+
+Training, pre-training and prediction all call :func:`preprocess_arrays`, so a case is prepared
+identically everywhere. The order follows nnU-Net: crop to non-zero, normalise (statistics on the
+original voxels), resample to the target spacing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from swinfuse_auto.io.image import Geometry
+from swinfuse_auto.plans.schema import ConfigurationPlan
+from swinfuse_auto.preprocessing.crop import BBox, bbox_of, crop, nonzero_mask
+from swinfuse_auto.preprocessing.normalize import NormalizationPlan, normalize
+from swinfuse_auto.preprocessing.resample import (low_resolution_axis, resample_image,
+                                                  resample_label, shape_for_spacing)
+
+#: Voxel coordinates kept per class for foreground oversampling: plenty for random centres,
+#: small enough for a JSON sidecar.
+LOCATIONS_PER_CLASS = 2000
+
+
+@dataclass(frozen=True)
+class CaseProperties:
+    """Everything needed to map a preprocessed array back onto the raw image grid."""
+
+    case_id: str
+    geometry: Geometry  # raw image grid (channel 0)
+    bbox: BBox
+    shape_after_resample: tuple[int, int, int]
+    modalities: tuple[str, ...]
+    class_locations: dict[int, list[list[int]]] = field(default_factory=dict)
+
+    @property
+    def shape_after_crop(self) -> tuple[int, int, int]:
+        return tuple(b - a for a, b in self.bbox)  # type: ignore[return-value]
+
+    def to_dict(self) -> dict:
+        return {"case_id": self.case_id, "geometry": self.geometry.to_dict(),
+                "bbox": [list(b) for b in self.bbox],
+                "shape_after_crop": list(self.shape_after_crop),
+                "shape_after_resample": list(self.shape_after_resample),
+                "modalities": list(self.modalities),
+                "class_locations": {str(k): v for k, v in self.class_locations.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CaseProperties:
+        return cls(d["case_id"], Geometry.from_dict(d["geometry"]),
+                   tuple(tuple(b) for b in d["bbox"]),  # type: ignore[arg-type]
+                   tuple(d["shape_after_resample"]), tuple(d["modalities"]),  # type: ignore[arg-type]
+                   {int(k): v for k, v in d.get("class_locations", {}).items()})
+
+
+def sample_class_locations(seg: np.ndarray, classes: list[int], seed: int
+                           ) -> dict[int, list[list[int]]]:
+    """Up to :data:`LOCATIONS_PER_CLASS` random (z, y, x) voxels of each foreground class."""
+    rng = np.random.default_rng(seed)
+    result: dict[int, list[list[int]]] = {}
+    for value in classes:
+        coords = np.argwhere(seg == value)
+        if len(coords) > LOCATIONS_PER_CLASS:
+            coords = coords[rng.choice(len(coords), LOCATIONS_PER_CLASS, replace=False)]
+        result[value] = coords.astype(int).tolist()
+    return result
+
+
+def preprocess_arrays(images: np.ndarray, label: np.ndarray | None, geometry: Geometry,
+                      configuration: ConfigurationPlan,
+                      normalization: list[NormalizationPlan]
+                      ) -> tuple[np.ndarray, np.ndarray | None, BBox, tuple[int, int, int]]:
+    """Crop, normalise and resample (C, z, y, x) ``images`` (and ``label``) of one case.
+
+    Returns:
+        The float32 data, the resampled label (or None), the crop box and the resampled shape.
+    """
+    mask = nonzero_mask(images)
+    box = bbox_of(mask)
+    data = np.ascontiguousarray(crop(images, box), dtype=np.float32)
+    data = normalize(data, normalization, crop(mask, box))
+    spacing = geometry.spacing_zyx
+    new_shape = shape_for_spacing(data.shape[1:], spacing, configuration.spacing)
+    axis = low_resolution_axis(spacing, configuration.spacing)
+    data = resample_image(data, new_shape, axis, configuration.resampling.image_order)
+    seg = None
+    if label is not None:
+        seg = resample_label(np.ascontiguousarray(crop(label, box)), new_shape, axis)
+    return data, seg, box, new_shape

@@ -1,0 +1,40 @@
+"""Map network-space arrays back onto the raw image grid: undo resampling, then cropping.
+
+The inverse of :func:`swinfuse_auto.preprocessing.case.preprocess_arrays`, used by validation and
+prediction; the output's geometry is the raw image's, exactly (same size, spacing, origin,
+direction), because the grid is restored from the stored properties instead of recomputed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from swinfuse_auto.preprocessing.case import CaseProperties
+from swinfuse_auto.preprocessing.crop import uncrop
+from swinfuse_auto.preprocessing.resample import low_resolution_axis, resample_image, resample_label
+
+
+def _separate_axis(properties: CaseProperties, target_spacing: tuple[float, float, float]
+                   ) -> int | None:
+    return low_resolution_axis(properties.geometry.spacing_zyx, target_spacing)
+
+
+def label_to_raw(seg: np.ndarray, properties: CaseProperties,
+                 target_spacing: tuple[float, float, float]) -> np.ndarray:
+    """A resampled (z, y, x) label map back on the raw grid (background outside the crop)."""
+    back = resample_label(seg, properties.shape_after_crop,
+                          _separate_axis(properties, target_spacing))
+    return uncrop(back, properties.bbox, properties.geometry.shape_zyx, fill=0)
+
+
+def probabilities_to_raw(probabilities: np.ndarray, properties: CaseProperties,
+                         target_spacing: tuple[float, float, float]) -> np.ndarray:
+    """(K, z, y, x) class probabilities back on the raw grid; outside the crop is background."""
+    back = resample_image(probabilities, properties.shape_after_crop,
+                          _separate_axis(properties, target_spacing), order=1)
+    full = uncrop(back, properties.bbox, properties.geometry.shape_zyx, fill=0)
+    outside = np.ones(properties.geometry.shape_zyx, dtype=bool)
+    (z0, z1), (y0, y1), (x0, x1) = properties.bbox
+    outside[z0:z1, y0:y1, x0:x1] = False
+    full[0][outside] = 1.0
+    return full

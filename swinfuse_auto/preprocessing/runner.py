@@ -1,0 +1,86 @@
+"""Preprocess every case of a dataset in parallel, resumably, never touching the raw data."""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from swinfuse_auto.dataset.cases import Case, test_cases, training_cases
+from swinfuse_auto.dataset.spec import DatasetSpec
+from swinfuse_auto.fingerprint.case_stats import read_case
+from swinfuse_auto.parallel import parallel_map
+from swinfuse_auto.plans.schema import Plan
+from swinfuse_auto.preprocessing.cache import LABELLED_FOLDER, UNLABELLED_FOLDER, CaseStore
+from swinfuse_auto.preprocessing.case import (CaseProperties, preprocess_arrays,
+                                              sample_class_locations)
+from swinfuse_auto.preprocessing.normalize import NormalizationPlan
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Job:
+    case: Case
+    modalities: tuple[str, ...]
+    normalization: tuple[NormalizationPlan, ...]
+    plan: Plan
+    store: CaseStore
+    foreground: tuple[int, ...]
+
+
+def normalization_for(plan: Plan, spec: DatasetSpec, modalities: tuple[str, ...]
+                      ) -> list[NormalizationPlan]:
+    """The training channels' schemes, or the per-modality ones for an image of other modalities.
+
+    An MR case kept in imagesTs of a CT dataset must not be normalised with CT statistics.
+    """
+    if modalities == tuple(m.value for m in spec.modalities):
+        return list(plan.configuration.normalization)
+    return [plan.pretraining.modality_normalization[m] for m in modalities]
+
+
+def _preprocess_one(job: _Job) -> str:
+    case = job.case
+    images, label, geometry = read_case(case)
+    data, seg, box, shape = preprocess_arrays(images, label, geometry, job.plan.configuration,
+                                              list(job.normalization))
+    locations = sample_class_locations(seg, list(job.foreground), seed=zlib.crc32(case.case_id.encode())) \
+        if seg is not None else {}
+    properties = CaseProperties(case.case_id, geometry, box, shape, job.modalities, locations)
+    job.store.write(properties, data, seg, job.plan.digest())
+    return case.case_id
+
+
+def preprocess_dataset(raw_dir: Path, spec: DatasetSpec, plan: Plan, output_dir: Path,
+                       num_processes: int = 1, progress: bool = False,
+                       include_unlabelled: bool = True) -> dict[str, int]:
+    """Preprocess labelled training cases (and imagesTs images for pre-training).
+
+    Returns:
+        Counts: 'done' (processed now), 'skipped' (already finished), per folder combined.
+    """
+    digest = plan.digest()
+    groups: list[tuple[CaseStore, list[Case]]] = [
+        (CaseStore(Path(output_dir) / LABELLED_FOLDER),
+         [c for c in training_cases(raw_dir, spec) if c.label is not None])]
+    if include_unlabelled:
+        groups.append((CaseStore(Path(output_dir) / UNLABELLED_FOLDER),
+                       [Case(c.case_id, c.images) for c in test_cases(raw_dir, spec)]))
+    jobs, skipped = [], 0
+    for store, cases in groups:
+        store.remove_stale_temporaries()
+        labelled = store.folder.name == LABELLED_FOLDER
+        for case in cases:
+            if store.is_complete(case.case_id, digest, labelled):
+                skipped += 1
+                continue
+            modalities = tuple(m.value for m in spec.modalities_for(case.case_id))
+            jobs.append(_Job(case, modalities,
+                             tuple(normalization_for(plan, spec, modalities)), plan, store,
+                             tuple(spec.foreground_labels)))
+    if skipped:
+        logger.info("%d case(s) already preprocessed with this plan; skipping them", skipped)
+    parallel_map(_preprocess_one, jobs, num_processes, "preprocess", progress)
+    return {"done": len(jobs), "skipped": skipped}
