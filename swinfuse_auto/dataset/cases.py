@@ -66,7 +66,7 @@ def training_cases(raw_dir: Path, spec: DatasetSpec) -> list[Case]:
     return find_cases(Path(raw_dir) / "imagesTr", spec, Path(raw_dir) / "labelsTr")
 
 
-def test_cases(raw_dir: Path, spec: DatasetSpec) -> list[Case]:
+def held_out_cases(raw_dir: Path, spec: DatasetSpec) -> list[Case]:
     """Cases of imagesTs (labels from labelsTs when that folder exists)."""
     label_dir = Path(raw_dir) / "labelsTs"
     return find_cases(Path(raw_dir) / "imagesTs", spec, label_dir if label_dir.is_dir() else None)

@@ -75,10 +75,16 @@ def parse_dataset_json(data: dict[str, Any], source: Path) -> DatasetSpec:
     if not isinstance(channels, dict) or not channels:
         raise DatasetError(f"{source}: 'channel_names' must be a non-empty object like "
                            '{"0": "CT"}.')
+    if not all(str(k).isdigit() for k in channels):
+        raise DatasetError(f"{source}: channel_names keys must be channel numbers '0', '1', ..., "
+                           f"found {sorted(channels)}.")
     keys = sorted(int(k) for k in channels)
     if keys != list(range(len(keys))):
         raise DatasetError(f"{source}: channel_names keys must be 0..{len(keys) - 1}, found "
                            f"{sorted(channels)}.")
+    if not isinstance(data["labels"], dict):
+        raise DatasetError(f"{source}: 'labels' must be an object like "
+                           '{"background": 0, "liver": 1}.')
     labels: dict[str, int] = {}
     for name, value in data["labels"].items():
         if isinstance(value, list):  # region label: keep the highest member as its class id
@@ -102,6 +108,9 @@ def parse_dataset_json(data: dict[str, Any], source: Path) -> DatasetSpec:
         raise DatasetError(f"{source}: numTraining must be a positive integer, found "
                            f"{num_training!r}.")
     per_case = {}
+    if not isinstance(data.get("case_channel_names", {}), dict):
+        raise DatasetError(f"{source}: case_channel_names must be an object like "
+                           '{"mr_000": {"0": "T1"}}.')
     for case_id, names in data.get("case_channel_names", {}).items():
         if not isinstance(names, dict) or sorted(names) != sorted(str(k) for k in keys):
             raise DatasetError(f"{source}: case_channel_names['{case_id}'] must name the same "

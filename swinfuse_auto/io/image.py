@@ -14,6 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from swinfuse_auto.errors import DatasetError
+from swinfuse_auto.io import nifti_scan
 from swinfuse_auto.io.atomic import atomic_path
 
 SUPPORTED_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".mha")
@@ -116,6 +117,9 @@ def read_image(path: Path, dtype: type | None = np.float32) -> tuple[np.ndarray,
         DatasetError: missing, unreadable, non-3D or multi-component file (message names it).
     """
     image = _read_sitk(path)
+    problem = nifti_scan.truncation(Path(path))  # SimpleITK reads a cut-off .nii.gz silently
+    if problem:
+        raise DatasetError(f"{path} is truncated or corrupt: {problem}. Copy or re-export it.")
     if image.GetDimension() != 3:
         raise DatasetError(f"{path} is {image.GetDimension()}D but every image must be 3D. "
                            "Split 4D series into one file per channel (CASE_0000, CASE_0001, ...).")
