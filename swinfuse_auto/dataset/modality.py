@@ -16,6 +16,9 @@ class Modality(str, Enum):
     OTHER = "other"
 
 
+#: Integer codes of the modalities in tensors (batches, the density-matching loss).
+MODALITY_INDEX: dict[Modality, int] = {Modality.CT: 0, Modality.MR: 1, Modality.OTHER: 2}
+
 _MR_PATTERNS = (r"mri?", r"t1.*", r"t2.*", r"flair", r"adc", r"dwi", r"pd.*", r"swi",
                 r"dti", r"dce", r"bold", r"mprage", r"space", r"stir", r"gre", r"tof", r"cine",
                 r"lge", r"ssfp", r"bssfp", r"hbv", r"b\d+", r"dixon.*", r"water", r"fat")
