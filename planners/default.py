@@ -139,14 +139,14 @@ class DefaultPlanner:
                    for m in median_shape]
         patch = [min(c, max(ENCODER_DIVISOR, int(s // ENCODER_DIVISOR) * ENCODER_DIVISOR))
                  for s, c in zip(start, ceiling)]
+        if all(p == ENCODER_DIVISOR for p in patch):  # a 1-voxel bottleneck breaks instance norm
+            patch[int(np.argmax(median_shape))] = 2 * ENCODER_DIVISOR
         while not self.fits(arch, tuple(patch), 2 if self.context.target.kind == "cuda" else 1):
             ratios = [p / m if p > ENCODER_DIVISOR else -1 for p, m in zip(patch, median_shape)]
             axis = int(np.argmax(ratios))
             if ratios[axis] < 0 or _bottleneck_voxels(patch) <= 2:
                 break
             patch[axis] -= ENCODER_DIVISOR
-        if all(p == ENCODER_DIVISOR for p in patch):
-            patch[int(np.argmax(median_shape))] = 2 * ENCODER_DIVISOR
         self.reasons["patch_size"] = (
             f"aspect 1/spacing from {INITIAL_PATCH_VOXELS} voxels, clipped to the median shape "
             f"{list(median_shape)}, each axis a multiple of {ENCODER_DIVISOR}, shrunk along the axis "
@@ -162,7 +162,7 @@ class DefaultPlanner:
         batch = floor
         while batch < cap and self.fits(arch, patch, batch + 1):
             batch += 1
-        batch = max(min(batch, cap), 1)
+        batch = max(min(batch, cap), floor)
         self.reasons["batch_size"] = (f"largest batch that fits the budget, at least {floor}, at "
                                       f"most {MAX_BATCH_DATASET_FRACTION:.0%} of the dataset's voxels")
         return batch

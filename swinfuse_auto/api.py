@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swinfuse_auto.data.splits import load_or_create_splits
-from swinfuse_auto.dataset.cases import test_cases
+from swinfuse_auto.dataset.cases import held_out_cases
 from swinfuse_auto.dataset.spec import DatasetSpec, load_dataset_spec
 from swinfuse_auto.dataset.verify import raise_for_report, verify_dataset
+from swinfuse_auto.errors import ConfigError
 from swinfuse_auto.fingerprint.dataset_stats import DatasetFingerprint, compute_fingerprint
 from swinfuse_auto.fingerprint.source_digest import source_digest
 from swinfuse_auto.io.atomic import read_json, write_json
@@ -20,6 +21,9 @@ from swinfuse_auto.paths import resolve_dataset
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.runner import preprocess_dataset
 from swinfuse_auto.registry import PLANNERS
+from swinfuse_auto.training.pretrain_runner import pretrain
+
+__all__ = ["plan_dataset", "plan_and_preprocess", "pretrain"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +93,10 @@ def plan_dataset(dataset: str | os.PathLike[str], planner: str = "default",
                                require=("preprocessed",))
     assert location.preprocessed_dir is not None  # guaranteed by require
     out_dir = location.preprocessed_dir
+    if out_dir.resolve() == location.raw_dir.resolve():
+        raise ConfigError(f"The preprocessed folder {out_dir} is the raw dataset folder itself; "
+                          "the raw data must never be written to. Point SWINFUSE_PREPROCESSED "
+                          "(or --preprocessed) to another folder.")
     workers = num_processes or default_num_processes()
     report = verify_dataset(location.raw_dir, full=verify, num_processes=workers,
                             progress=progress)
@@ -103,7 +111,7 @@ def plan_dataset(dataset: str | os.PathLike[str], planner: str = "default",
         if existing.planner == planner and existing.target == target:
             logger.info("keeping existing %s (same planner and target)", plans_path)
             return PlanningOutcome(existing, True, location.raw_dir, out_dir, spec, fingerprint)
-    extra = frozenset(m.value for case in test_cases(location.raw_dir, spec)
+    extra = frozenset(m.value for case in held_out_cases(location.raw_dir, spec)
                       for m in spec.modalities_for(case.case_id))
     plan = planner_class(PlanningContext(location.name, spec, fingerprint, target, extra)).plan()
     plan.save(plans_path)
@@ -129,3 +137,10 @@ def plan_and_preprocess(dataset: str | os.PathLike[str], planner: str = "default
                                 num_processes or default_num_processes(), progress)
     return PreprocessResult(out_dir, outcome.plan, outcome.plan_reused, counts["done"],
                             counts["skipped"])
+
+
+# -- prediction, evaluation, export (issue 5): implemented in inference/ and evaluation/ ------
+from swinfuse_auto.evaluation.folder_eval import evaluate_folders  # noqa: E402,F401
+from swinfuse_auto.inference.api_predict import (export_model, load_model,  # noqa: E402,F401
+                                                 predict_folder)
+from swinfuse_auto.inference.model import SegmentationModel  # noqa: E402,F401

@@ -24,6 +24,11 @@ def add_root_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--results", metavar="DIR", help="results root (default: $SWINFUSE_RESULTS)")
 
 
+def add_device_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", metavar="auto|cpu|cuda",
+                        help="compute device (default: auto = a GPU when torch sees one)")
+
+
 def add_verbosity_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug-level logging")
 

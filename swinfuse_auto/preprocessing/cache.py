@@ -1,5 +1,7 @@
-"""The preprocessed case store: ``CASE.npy`` (C, z, y, x float32), ``CASE_seg.npy`` and
-``CASE.json`` (properties), memory-mappable so data loaders read only the patch they need.
+"""The preprocessed case store: ``CASE.npy`` (C, z, y, x float32), ``CASE_seg.npy``,
+``CASE_locations.npz`` (foreground voxels per class, int32) and ``CASE.json`` (properties).
+Arrays are memory-mappable so data loaders read only the patch they need; the voxel lists are
+kept out of the JSON, where thousands of coordinates would make it larger than the image.
 
 The JSON is written last and carries the digest of the plan that produced the arrays: a case is
 finished exactly when its JSON exists with the current digest, so an interrupted run redoes only
@@ -34,6 +36,9 @@ class CaseStore:
     def seg_path(self, case_id: str) -> Path:
         return self.folder / f"{case_id}_seg.npy"
 
+    def locations_path(self, case_id: str) -> Path:
+        return self.folder / f"{case_id}_locations.npz"
+
     def properties_path(self, case_id: str) -> Path:
         return self.folder / f"{case_id}.json"
 
@@ -58,8 +63,14 @@ class CaseStore:
             dtype = np.int8 if seg.min() >= -128 and seg.max() < 128 else np.int16
             with atomic_path(self.seg_path(properties.case_id)) as tmp:
                 np.save(tmp, seg.astype(dtype))
-        write_json(self.properties_path(properties.case_id),
-                   {**properties.to_dict(), "plan_digest": digest})
+        if properties.class_locations:
+            with atomic_path(self.locations_path(properties.case_id)) as tmp:
+                with open(tmp, "wb") as handle:
+                    np.savez(handle, **{f"class_{k}": np.asarray(v, dtype=np.int32).reshape(-1, 3)
+                                        for k, v in properties.class_locations.items()})
+        record = properties.to_dict()
+        record.pop("class_locations")
+        write_json(self.properties_path(properties.case_id), {**record, "plan_digest": digest})
 
     def case_ids(self) -> list[str]:
         """Finished cases (those with a properties file)."""
@@ -75,6 +86,11 @@ class CaseStore:
             raise PreprocessingError(f"{path} is missing: case {case_id} was not preprocessed. "
                                      "Run plan_and_preprocess for this dataset.")
         properties = CaseProperties.from_dict(read_json(path))
+        locations = self.locations_path(case_id)
+        if locations.exists():
+            with np.load(locations) as stored:
+                properties.class_locations.update(
+                    {int(k.split("_")[1]): stored[k] for k in stored.files})
         mode = "r" if mmap else None
         data = np.load(self.data_path(case_id), mmap_mode=mode)
         seg_path = self.seg_path(case_id)

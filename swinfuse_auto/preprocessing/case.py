@@ -32,7 +32,7 @@ class CaseProperties:
     bbox: BBox
     shape_after_resample: tuple[int, int, int]
     modalities: tuple[str, ...]
-    class_locations: dict[int, list[list[int]]] = field(default_factory=dict)
+    class_locations: dict[int, np.ndarray] = field(default_factory=dict)  # (N, 3) z, y, x
 
     @property
     def shape_after_crop(self) -> tuple[int, int, int]:
@@ -44,26 +44,28 @@ class CaseProperties:
                 "shape_after_crop": list(self.shape_after_crop),
                 "shape_after_resample": list(self.shape_after_resample),
                 "modalities": list(self.modalities),
-                "class_locations": {str(k): v for k, v in self.class_locations.items()}}
+                "class_locations": {str(k): np.asarray(v).tolist()
+                                    for k, v in self.class_locations.items()}}
 
     @classmethod
     def from_dict(cls, d: dict) -> CaseProperties:
         return cls(d["case_id"], Geometry.from_dict(d["geometry"]),
                    tuple(tuple(b) for b in d["bbox"]),  # type: ignore[arg-type]
                    tuple(d["shape_after_resample"]), tuple(d["modalities"]),  # type: ignore[arg-type]
-                   {int(k): v for k, v in d.get("class_locations", {}).items()})
+                   {int(k): np.asarray(v, dtype=np.int32).reshape(-1, 3)
+                    for k, v in d.get("class_locations", {}).items()})
 
 
 def sample_class_locations(seg: np.ndarray, classes: list[int], seed: int
-                           ) -> dict[int, list[list[int]]]:
+                           ) -> dict[int, np.ndarray]:
     """Up to :data:`LOCATIONS_PER_CLASS` random (z, y, x) voxels of each foreground class."""
     rng = np.random.default_rng(seed)
-    result: dict[int, list[list[int]]] = {}
+    result: dict[int, np.ndarray] = {}
     for value in classes:
         coords = np.argwhere(seg == value)
         if len(coords) > LOCATIONS_PER_CLASS:
             coords = coords[rng.choice(len(coords), LOCATIONS_PER_CLASS, replace=False)]
-        result[value] = coords.astype(int).tolist()
+        result[value] = coords.astype(np.int32)
     return result
 
 

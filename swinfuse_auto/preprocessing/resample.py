@@ -79,7 +79,7 @@ def resample_label(label: np.ndarray, new_shape: Shape3D, separate_axis: int | N
     values = sorted(int(v) for v in (classes if classes is not None else np.unique(label)))
     best_score = torch.full(new_shape, -1.0)
     best_value = torch.zeros(new_shape, dtype=torch.int16)
-    source = torch.from_numpy(np.ascontiguousarray(label))
+    source = torch.from_numpy(np.array(label, copy=True))  # writable, contiguous
     with torch.no_grad():
         for value in values:
             mask = (source == value).to(torch.float32)[None, None]

@@ -7,7 +7,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from swinfuse_auto.dataset.cases import Case, test_cases, training_cases
+from swinfuse_auto.dataset.cases import Case, held_out_cases, training_cases
 from swinfuse_auto.dataset.spec import DatasetSpec
 from swinfuse_auto.fingerprint.case_stats import read_case
 from swinfuse_auto.parallel import parallel_map
@@ -53,34 +53,49 @@ def _preprocess_one(job: _Job) -> str:
     return case.case_id
 
 
+def preprocess_cases(cases: list[tuple[Case, tuple[str, ...]]], plan: Plan, store: CaseStore,
+                     normalization: list[NormalizationPlan] | None, num_processes: int = 1,
+                     progress: bool = False, spec: DatasetSpec | None = None) -> dict[str, int]:
+    """Preprocess (case, modalities) pairs into ``store``, skipping finished ones.
+
+    ``normalization`` applies to every case; when None it is chosen per case from its
+    modalities (which needs ``spec``).
+    """
+    digest = plan.digest()
+    store.remove_stale_temporaries()
+    foreground = tuple(spec.foreground_labels) if spec is not None else ()
+    jobs, skipped = [], 0
+    for case, modalities in cases:
+        if store.is_complete(case.case_id, digest, case.label is not None):
+            skipped += 1
+            continue
+        norm = normalization
+        if norm is None:
+            assert spec is not None, "per-case normalisation needs the dataset spec"
+            norm = normalization_for(plan, spec, modalities)
+        jobs.append(_Job(case, modalities, tuple(norm), plan, store, foreground))
+    if skipped:
+        logger.info("%s: %d case(s) already preprocessed with this plan", store.folder, skipped)
+    parallel_map(_preprocess_one, jobs, num_processes, "preprocess", progress)
+    return {"done": len(jobs), "skipped": skipped}
+
+
 def preprocess_dataset(raw_dir: Path, spec: DatasetSpec, plan: Plan, output_dir: Path,
                        num_processes: int = 1, progress: bool = False,
                        include_unlabelled: bool = True) -> dict[str, int]:
     """Preprocess labelled training cases (and imagesTs images for pre-training).
 
     Returns:
-        Counts: 'done' (processed now), 'skipped' (already finished), per folder combined.
+        Counts over both folders: 'done' (processed now), 'skipped' (already finished).
     """
-    digest = plan.digest()
-    groups: list[tuple[CaseStore, list[Case]]] = [
-        (CaseStore(Path(output_dir) / LABELLED_FOLDER),
-         [c for c in training_cases(raw_dir, spec) if c.label is not None])]
+    groups = [(CaseStore(Path(output_dir) / LABELLED_FOLDER),
+               [c for c in training_cases(raw_dir, spec) if c.label is not None])]
     if include_unlabelled:
         groups.append((CaseStore(Path(output_dir) / UNLABELLED_FOLDER),
-                       [Case(c.case_id, c.images) for c in test_cases(raw_dir, spec)]))
-    jobs, skipped = [], 0
+                       [Case(c.case_id, c.images) for c in held_out_cases(raw_dir, spec)]))
+    totals = {"done": 0, "skipped": 0}
     for store, cases in groups:
-        store.remove_stale_temporaries()
-        labelled = store.folder.name == LABELLED_FOLDER
-        for case in cases:
-            if store.is_complete(case.case_id, digest, labelled):
-                skipped += 1
-                continue
-            modalities = tuple(m.value for m in spec.modalities_for(case.case_id))
-            jobs.append(_Job(case, modalities,
-                             tuple(normalization_for(plan, spec, modalities)), plan, store,
-                             tuple(spec.foreground_labels)))
-    if skipped:
-        logger.info("%d case(s) already preprocessed with this plan; skipping them", skipped)
-    parallel_map(_preprocess_one, jobs, num_processes, "preprocess", progress)
-    return {"done": len(jobs), "skipped": skipped}
+        pairs = [(c, tuple(m.value for m in spec.modalities_for(c.case_id))) for c in cases]
+        counts = preprocess_cases(pairs, plan, store, None, num_processes, progress, spec)
+        totals = {k: totals[k] + counts[k] for k in totals}
+    return totals

@@ -22,34 +22,10 @@ from swinfuse_auto.errors import ConfigError, DatasetError
 SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 
-def _write_private_dataset(root: Path) -> Path:
-    """Three 16^3 training cases and one test case, for when no shared fixture exists."""
-    rng = np.random.default_rng(0)
-    cases = [("imagesTr", "labelsTr", f"ct_{k:03d}") for k in range(3)]
-    for images, labels, case_id in cases + [("imagesTs", "labelsTs", "mr_000")]:
-        label = np.zeros((16, 16, 16), np.uint8)
-        label[4:10, 4:10, 4:10] = 1
-        for array, path in [(rng.normal(0, 100, label.shape).astype(np.float32),
-                             root / images / f"{case_id}_0000.nii.gz"),
-                            (label, root / labels / f"{case_id}.nii.gz")]:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            image = sitk.GetImageFromArray(array)
-            image.SetSpacing((0.8, 0.8, 2.0))
-            sitk.WriteImage(image, str(path), useCompression=True)
-    (root / "dataset.json").write_text(json.dumps({
-        "channel_names": {"0": "CT"}, "labels": {"background": 0, "organ": 1},
-        "numTraining": 3, "file_ending": ".nii.gz",
-        "case_channel_names": {"mr_000": {"0": "MR"}}}))
-    return root
-
-
 @pytest.fixture
-def raw(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+def raw(example_copy: Path) -> Path:
     """A fresh, clean dataset copy that each test may break."""
-    try:
-        return Path(request.getfixturevalue("example_copy"))
-    except pytest.FixtureLookupError:
-        return _write_private_dataset(tmp_path / "Dataset999_Private")
+    return Path(example_copy)
 
 
 def _first_case(raw: Path) -> tuple[str, Path, Path]:

@@ -1,0 +1,108 @@
+"""Measure the Swin-DIM UNETR's training-step memory and time and fit the planner's cost model.
+
+    .bench-venv/bin/python benchmarks/measure_cost_model.py [--quick]
+
+Every point runs in a fresh subprocess (see ``backbone.worker``): float32 on the CPU, AdamW,
+cross-entropy, one warm-up step then timed steps; memory is the peak RSS increase over the RSS
+after imports. The fitted constants are printed as Python to paste into
+``swinfuse_auto/networks/cost_model.py``:
+
+* memory: ``peak = c0 + 16 * params + c1 * B*V*F + c2 * B*V*(in + classes)`` with V voxels per
+  crop, F the feature size, and 16 bytes per parameter for weights, gradients and AdamW's two
+  moments (known, not fitted);
+* time: ``t = a0 + a1 * B*V*F + a2 * B*V*F^2`` (the first term covers token-wise and attention
+  work linear in the channels, the second the convolutions and linear layers), fitted with
+  non-negative least squares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import statistics
+from typing import Any
+
+import numpy as np
+import torch
+from backbone import cpu_pressure, run_isolated, wait_for_quiet
+from scipy.optimize import nnls
+
+FULL_POINTS = ([(fs, shape, 1, 1, 2) for fs in (12, 24, 48)
+                for shape in ((32, 64, 64), (64, 64, 64), (96, 96, 96))]
+               + [(12, (64, 64, 64), 2, 1, 2), (12, (64, 64, 64), 1, 4, 8)])
+QUICK_POINTS = [(12, (32, 64, 64), 1, 1, 2), (12, (64, 64, 64), 1, 1, 2),
+                (24, (64, 64, 64), 1, 1, 2), (12, (64, 64, 64), 2, 1, 2),
+                (12, (64, 64, 64), 1, 4, 8)]
+
+
+def measure(points: list[tuple[int, tuple[int, int, int], int, int, int]], max_pressure: float
+            ) -> list[dict[str, Any]]:
+    """Run every point in its own subprocess and print it as it finishes.
+
+    Each point waits for the CPU to be quiet first; ``psi`` is the CPU pressure (share of time
+    another task waited) just before and after it, so contaminated timings show in the log.
+    """
+    results = []
+    print(f"{'F':>3} {'crop':>14} {'B':>2} {'in':>3} {'cls':>4} {'params':>11} {'peak GB':>8} "
+          f"{'step s':>7} {'cpu s':>7} {'psi':>9}")
+    for fs, shape, batch, cin, cls in points:
+        before = wait_for_quiet(max_pressure)
+        r = run_isolated({"kind": "swin_dim", "feature_size": fs, "shape": list(shape),
+                          "batch": batch, "device": "cpu", "warmup": 1, "steps": 2,
+                          "in_channels": cin, "num_classes": cls})
+        r["step"] = statistics.median(r["step_seconds"])
+        print(f"{fs:>3} {str(tuple(shape)):>14} {batch:>2} {cin:>3} {cls:>4} {r['params']:>11,} "
+              f"{r['peak_bytes'] / 1e9:>8.3f} {r['step']:>7.2f} "
+              f"{statistics.median(r['cpu_seconds']):>7.2f} {before:>4.0f}/{cpu_pressure():<4.0f}",
+              flush=True)
+        results.append(r)
+    return results
+
+
+def fit(results: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Memory coefficients (c0, c1, c2) and time coefficients (a0, a1, a2)."""
+    bv = np.array([r["batch"] * np.prod(r["shape"]) for r in results], dtype=float)
+    fs = np.array([r["feature_size"] for r in results], dtype=float)
+    chans = np.array([r["in_channels"] + r["num_classes"] for r in results], dtype=float)
+    params = np.array([r["params"] for r in results], dtype=float)
+    peak = np.array([r["peak_bytes"] for r in results], dtype=float)
+    step = np.array([r["step"] for r in results], dtype=float)
+    mem_design = np.stack([np.ones_like(bv), bv * fs, bv * chans], axis=1)
+    mem, _ = nnls(mem_design, peak - 16 * params)
+    time_design = np.stack([np.ones_like(bv), bv * fs, bv * fs ** 2], axis=1)
+    scale = time_design.max(axis=0)  # nnls is better conditioned on unit-scaled columns
+    coef, _ = nnls(time_design / scale, step)
+    return mem, coef / scale
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="5 small points (about 1 minute)")
+    parser.add_argument("--max-pressure", type=float, default=20.0,
+                        help="wait before each point until CPU pressure (%%) is below this")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{platform.processor() or platform.machine()}, {datetime.date.today()}")
+    results = measure(QUICK_POINTS if args.quick else FULL_POINTS, args.max_pressure)
+    mem, coef = fit(results)
+    print("\n# fitted (paste into swinfuse_auto/networks/cost_model.py)")
+    print(f"MEMORY_CONSTANT_BYTES = {mem[0]:.4g}")
+    print(f"MEMORY_BYTES_PER_VOXEL_FEATURE = {mem[1]:.4g}")
+    print(f"MEMORY_BYTES_PER_VOXEL_CHANNEL = {mem[2]:.4g}")
+    print(f"STEP_SECONDS_CONSTANT = {coef[0]:.4g}")
+    print(f"STEP_SECONDS_PER_VOXEL_FEATURE = {coef[1]:.4g}")
+    print(f"STEP_SECONDS_PER_VOXEL_FEATURE2 = {coef[2]:.4g}")
+    print("\n# fit check: measured vs model")
+    for r in results:
+        bv = r["batch"] * np.prod(r["shape"])
+        mem_model = (mem[0] + 16 * r["params"] + mem[1] * bv * r["feature_size"]
+                     + mem[2] * bv * (r["in_channels"] + r["num_classes"]))
+        t_model = coef[0] + coef[1] * bv * r["feature_size"] + coef[2] * bv * r["feature_size"] ** 2
+        print(f"F{r['feature_size']:<3} {str(tuple(r['shape'])):>14} B{r['batch']} "
+              f"mem {r['peak_bytes'] / 1e9:.2f} vs {mem_model / 1e9:.2f} GB, "
+              f"time {r['step']:.2f} vs {t_model:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Prediction API: load a model once, predict a folder, arrays or SimpleITK images.
+
+The ``predict`` and ``export_model`` commands are thin wrappers around these functions, and
+:class:`~swinfuse_auto.inference.model.SegmentationModel` (returned by :func:`load_model`) gives
+notebooks and services ``predict_array`` and ``predict_image`` on the same code path.
+
+Example:
+    >>> from swinfuse_auto.api import load_model, predict_folder
+    >>> model = load_model(dataset="Dataset990_SwinfuseExample", device="cpu")
+    >>> report = predict_folder("imagesTs", "predictions", model, progress=True)
+    >>> [o.case_id for o in report.failed]
+    []
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from swinfuse_auto.errors import ConfigError
+from swinfuse_auto.inference.archive import ArchiveInfo
+from swinfuse_auto.inference.archive import export_model as _export_archive
+from swinfuse_auto.inference.input_cases import find_input_cases
+from swinfuse_auto.inference.model import (DEFAULT_PLANNER, DEFAULT_TRAINER, SegmentationModel,
+                                           model_dir_for)
+from swinfuse_auto.inference.pipeline import (FAILED, CaseOutcome, FolderOptions,
+                                              PredictionReport, predict_cases)
+from swinfuse_auto.inference.predictor import PredictionSettings
+from swinfuse_auto.inference.tta import SPATIAL_AXES
+
+PathLike = str | os.PathLike[str]
+
+
+def _model_location(model: PathLike | None, dataset: PathLike | None, trainer: str,
+                    planner: str, results: str | None, raw: str | None) -> Path:
+    if model is not None:
+        return Path(model)
+    if dataset is None:
+        raise ConfigError("Say which model to use: a dataset (-d DATASET, with --trainer and "
+                          "--planner) or a model folder or archive (-m PATH).")
+    return model_dir_for(dataset, trainer, planner, results, raw)
+
+
+def load_model(model: PathLike | None = None, dataset: PathLike | None = None,
+               folds: Sequence[int | str] | None = None, device: str = "auto",
+               tta: bool = True, step_fraction: float = 0.5, use_gaussian: bool = True,
+               window_batch_size: int | None = None, trainer: str = DEFAULT_TRAINER,
+               planner: str = DEFAULT_PLANNER, results: str | None = None,
+               raw: str | None = None, expected_sha256: str | None = None
+               ) -> SegmentationModel:
+    """Load a trained model: a folder or archive (``model``), or a dataset's results folder.
+
+    Args:
+        model: ``<trainer>__<planner>`` folder or ``export_model`` archive; wins over dataset.
+        dataset: dataset name, id or path; the model folder is
+            ``RESULTS/<dataset>/<trainer>__<planner>``.
+        folds: folds to ensemble (default: every fold with ``checkpoint_final.pt``).
+        device: "auto", "cpu" or "cuda".
+        tta: mirror all three axes (8 passes per window); False for one pass.
+        step_fraction: window step over patch size (0.5 = 50% overlap).
+        use_gaussian: Gaussian importance weighting of windows.
+        window_batch_size: windows per network call (default: 1 on CPU, plan batch on GPU).
+        trainer, planner, results, raw: locate the model folder from ``dataset``.
+        expected_sha256: published digest an archive must have.
+
+    Raises:
+        CheckpointError: no trained folds, a damaged archive or checkpoint.
+        ConfigError: neither model nor dataset, or invalid options.
+    """
+    settings = PredictionSettings(step_fraction, SPATIAL_AXES if tta else (), use_gaussian,
+                                  window_batch_size)
+    location = _model_location(model, dataset, trainer, planner, results, raw)
+    return SegmentationModel.load(location, folds, device, settings, expected_sha256)
+
+
+class _ProgressBars:
+    """One bar over the cases, and one per case over its windows (all folds, all flips)."""
+
+    def __init__(self, total: int) -> None:
+        self.cases = tqdm(total=total, desc="cases", unit="case", position=0)
+        self.current: tqdm | None = None
+
+    def case_started(self, case_id: str) -> None:
+        self.current = tqdm(desc=case_id, unit="window", position=1, leave=False)
+
+    def windows(self, done: int, total: int) -> None:
+        if self.current is not None:
+            self.current.total = total
+            self.current.n = done
+            self.current.refresh()
+
+    def case_finished(self, outcome: CaseOutcome) -> None:
+        if self.current is not None:
+            self.current.close()
+            self.current = None
+        if outcome.status == FAILED:
+            tqdm.write(f"FAILED {outcome.case_id}: {outcome.message}")
+        self.cases.update()
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()
+        self.cases.close()
+
+
+def predict_folder(input_dir: PathLike, output_dir: PathLike, model: SegmentationModel,
+                   save_probabilities: bool = False, overwrite: bool = False,
+                   channel_names: Sequence[str] | None = None,
+                   progress: bool = False) -> PredictionReport:
+    """Predict every case of ``input_dir`` (``CASE_0000.nii.gz`` ..., or ``CASE.nii.gz`` for a
+    one-channel model) into ``output_dir/CASE.nii.gz`` with the input's exact geometry.
+
+    Cases already predicted are skipped unless ``overwrite``. A bad case is reported in the
+    returned report (``report.failed``) and the others are still predicted.
+
+    Raises:
+        DatasetError: the input folder is missing or holds no images.
+    """
+    cases = find_input_cases(Path(input_dir), model.num_channels)
+    options = FolderOptions(save_probabilities, overwrite,
+                            tuple(channel_names) if channel_names else None)
+    bars = _ProgressBars(len(cases)) if progress else None
+    try:
+        return predict_cases(model, cases, Path(output_dir), options, bars)
+    finally:
+        if bars is not None:
+            bars.close()
+
+
+def export_model(output: PathLike, model: PathLike | None = None,
+                 dataset: PathLike | None = None, folds: Sequence[int | str] | None = None,
+                 trainer: str = DEFAULT_TRAINER, planner: str = DEFAULT_PLANNER,
+                 results: str | None = None, raw: str | None = None) -> ArchiveInfo:
+    """Write a model folder's final fold checkpoints, plans, dataset.json and postprocessing
+    decision to one verified archive for ``predict -m ARCHIVE`` on another machine."""
+    location = _model_location(model, dataset, trainer, planner, results, raw)
+    return _export_archive(location, Path(output), folds)

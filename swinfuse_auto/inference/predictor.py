@@ -1,0 +1,242 @@
+"""The fold ensemble: load the trained fold models once, predict preprocessed volumes.
+
+Every fold model predicts the whole volume with the sliding window (Gaussian weighting, mirroring
+TTA), giving softmax probabilities; the ensemble is their plain mean, kept as a running sum so
+memory holds two probability volumes whatever the fold count. Probabilities, not logits, are
+averaged everywhere (see :mod:`swinfuse_auto.inference.sliding_window`), so the ensemble of N
+folds equals the mean of the N single-fold predictions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from swinfuse_auto.errors import CheckpointError, ConfigError
+from swinfuse_auto.inference.sliding_window import Predictor, sliding_window_predict
+from swinfuse_auto.inference.tta import SPATIAL_AXES, mirror_axes_combinations, mirrored_predictor
+from swinfuse_auto.plans.schema import Plan
+from swinfuse_auto.training.device import autocast_dtype
+from swinfuse_auto.training.fold_model import (FINAL_CHECKPOINT, FoldModel, fold_folder_name,
+                                               load_fold_model)
+
+logger = logging.getLogger(__name__)
+
+_FOLD_DIR = re.compile(r"^fold_(\d+|all)$")
+#: Share of the free GPU memory the (K, z, y, x) sums may take before they move to the CPU.
+GPU_OUTPUT_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class PredictionSettings:
+    """How each fold model predicts a volume.
+
+    Args:
+        step_fraction: window step as a fraction of the patch (0.5 = 50% overlap).
+        mirror_axes: spatial axes mirrored for test-time augmentation; ``()`` turns TTA off.
+        use_gaussian: Gaussian importance weighting of each window (uniform when False).
+        window_batch_size: windows per network call; None: 1 on a CPU, the plan's batch size on
+            a GPU (inference needs less memory than the training step the plan was sized for).
+    """
+
+    step_fraction: float = 0.5
+    mirror_axes: tuple[int, ...] = SPATIAL_AXES
+    use_gaussian: bool = True
+    window_batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        mirror_axes_combinations(self.mirror_axes)
+        if not 0 < self.step_fraction <= 1:
+            raise ConfigError(f"step_fraction must be in (0, 1], got {self.step_fraction}; "
+                              "0.5 means 50% overlap between neighbouring windows.")
+        if self.window_batch_size is not None and self.window_batch_size < 1:
+            raise ConfigError(f"window_batch_size must be at least 1, got "
+                              f"{self.window_batch_size}.")
+
+
+def _fold_sort_key(name: str) -> tuple[int, int]:
+    return (1, 0) if name == "all" else (0, int(name))
+
+
+def trained_folds(model_dir: Path) -> list[str]:
+    """Folds of ``model_dir`` that finished training (their ``checkpoint_final.pt`` exists)."""
+    folds = [m[1] for p in Path(model_dir).iterdir() if p.is_dir()
+             if (m := _FOLD_DIR.match(p.name)) and (p / FINAL_CHECKPOINT).is_file()] \
+        if Path(model_dir).is_dir() else []
+    return sorted(folds, key=_fold_sort_key)
+
+
+def _describe_model_dir(model_dir: Path) -> str:
+    if not model_dir.is_dir():
+        return f"{model_dir} does not exist"
+    found = []
+    for fold_dir in sorted(p for p in model_dir.iterdir() if _FOLD_DIR.match(p.name)):
+        files = sorted(p.name for p in fold_dir.glob("checkpoint_*.pt"))
+        found.append(f"{fold_dir.name} ({', '.join(files) or 'no checkpoints'})")
+    return "found: " + ("; ".join(found) if found else "no fold_* folders")
+
+
+def fold_checkpoints(model_dir: Path, folds: Sequence[int | str] | None = None) -> list[Path]:
+    """The ``checkpoint_final.pt`` of each requested fold (default: every trained fold).
+
+    Only final checkpoints are used: a best or latest checkpoint belongs to an unfinished run.
+
+    Raises:
+        CheckpointError: no trained fold, or a requested fold without a final checkpoint; the
+            message lists what the folder holds.
+    """
+    model_dir = Path(model_dir)
+    available = trained_folds(model_dir)
+    wanted = [str(f) for f in folds] if folds else available
+    missing = [f for f in wanted if f not in available]
+    if not wanted or missing:
+        what = f"fold(s) {', '.join(missing)} have" if missing else "no fold has"
+        raise CheckpointError(
+            f"In {model_dir}, {what} no {FINAL_CHECKPOINT} ({_describe_model_dir(model_dir)}). "
+            "Finish training with train_fold (or --continue), or choose trained folds with -f.")
+    return [model_dir / fold_folder_name(f) / FINAL_CHECKPOINT for f in wanted]
+
+
+def _check_same_model(models: Sequence[FoldModel]) -> None:
+    """Folds are averaged voxel by voxel, so they must share the grid, classes and channels."""
+    first = models[0]
+    for other in models[1:]:
+        if (other.plan.configuration != first.plan.configuration
+                or other.plan.architecture.num_classes != first.plan.architecture.num_classes
+                or other.plan.architecture.in_channels != first.plan.architecture.in_channels):
+            raise CheckpointError(f"fold {other.fold} was trained with another plan than fold "
+                                  f"{first.fold} (spacing, patch, normalisation or classes "
+                                  "differ); they cannot be ensembled. Pass folds of one run "
+                                  "with -f, or retrain the odd fold.")
+
+
+def _network_predictor(network: nn.Module, device: torch.device) -> Predictor:
+    dtype = autocast_dtype(device)
+
+    def predict(batch: torch.Tensor) -> torch.Tensor:
+        context = (torch.autocast(device.type, dtype=dtype) if dtype is not None
+                   else contextlib.nullcontext())
+        with context:
+            return network(batch)
+
+    return predict
+
+
+class EnsemblePredictor:
+    """Fold networks kept in memory, predicting preprocessed (C, z, y, x) volumes.
+
+    Args:
+        networks: one network per fold, in eval mode, on ``device``.
+        plan: the plan shared by the folds (patch size, classes).
+        dataset_json: the training dataset.json (labels, channel names, file ending).
+        folds: fold names, for messages.
+        device: where the windows are predicted.
+        settings: overlap, mirroring, Gaussian weighting, window batch.
+
+    Example:
+        >>> ensemble = EnsemblePredictor.from_model_dir(model_dir, device=torch.device("cpu"))
+        >>> probabilities = ensemble.predict(preprocessed)  # doctest: +SKIP
+    """
+
+    def __init__(self, networks: Sequence[nn.Module], plan: Plan, dataset_json: dict[str, Any],
+                 folds: Sequence[str], device: torch.device,
+                 settings: PredictionSettings = PredictionSettings()) -> None:
+        self.networks = list(networks)
+        self.plan = plan
+        self.dataset_json = dataset_json
+        self.folds = list(folds)
+        self.device = device
+        self.settings = settings
+
+    @classmethod
+    def from_fold_models(cls, models: Sequence[FoldModel], device: torch.device,
+                         settings: PredictionSettings = PredictionSettings()
+                         ) -> EnsemblePredictor:
+        """Build each fold's network once; the folds must come from one plan."""
+        if not models:
+            raise CheckpointError("No fold model was given; pass at least one trained fold.")
+        _check_same_model(models)
+        networks = [m.build_network(device) for m in models]
+        return cls(networks, models[0].plan, models[0].dataset_json, [m.fold for m in models],
+                   device, settings)
+
+    @classmethod
+    def from_model_dir(cls, model_dir: Path, folds: Sequence[int | str] | None = None,
+                       device: torch.device = torch.device("cpu"),
+                       settings: PredictionSettings = PredictionSettings()
+                       ) -> EnsemblePredictor:
+        """Load the final checkpoints of ``folds`` (default: all trained) with weights_only."""
+        paths = fold_checkpoints(model_dir, folds)
+        return cls.from_fold_models([load_fold_model(p) for p in paths], device, settings)
+
+    @property
+    def num_classes(self) -> int:
+        return self.plan.architecture.num_classes
+
+    @property
+    def in_channels(self) -> int:
+        return self.plan.architecture.in_channels
+
+    def _window_batch_size(self) -> int:
+        if self.settings.window_batch_size is not None:
+            return self.settings.window_batch_size
+        return self.plan.configuration.batch_size if self.device.type == "cuda" else 1
+
+    def _output_device(self, spatial_shape: Sequence[int]) -> torch.device:
+        """Keep the sums on the GPU unless three probability volumes would crowd it."""
+        if self.device.type != "cuda":
+            return self.device
+        needed = 3 * self.num_classes * int(np.prod(spatial_shape)) * 4
+        free, _ = torch.cuda.mem_get_info(self.device)
+        if needed > GPU_OUTPUT_SHARE * free:
+            logger.info("probabilities of %s voxels exceed %.0f%% of free GPU memory; "
+                        "accumulating on the CPU", tuple(spatial_shape), 100 * GPU_OUTPUT_SHARE)
+            return torch.device("cpu")
+        return self.device
+
+    def predict(self, volume: np.ndarray | torch.Tensor,
+                progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+        """Mean softmax probabilities (K, z, y, x) of the folds for a preprocessed volume.
+
+        Args:
+            volume: (C, z, y, x) float32, preprocessed with the plan.
+            progress: ``progress(done, total)`` over the windows of all folds.
+
+        Returns:
+            float32 probabilities on the prediction device (the CPU when they do not fit).
+
+        Raises:
+            ConfigError: a volume with the wrong number of channels or dimensions.
+        """
+        tensor = torch.as_tensor(volume, dtype=torch.float32)
+        if tensor.ndim != 4 or tensor.shape[0] != self.in_channels:
+            raise ConfigError(f"expected a preprocessed (C, z, y, x) volume with C = "
+                              f"{self.in_channels}, found shape {tuple(tensor.shape)}.")
+        tensor = tensor.to(self.device)
+        output_device = self._output_device(tensor.shape[1:])
+        total: torch.Tensor | None = None
+        for index, network in enumerate(self.networks):
+            predictor = _network_predictor(network, self.device)
+            if self.settings.mirror_axes:
+                predictor = mirrored_predictor(predictor, self.settings.mirror_axes)
+            fold_progress = None
+            if progress is not None:
+                def fold_progress(done: int, count: int, index: int = index) -> None:
+                    progress(index * count + done, len(self.networks) * count)
+            probabilities = sliding_window_predict(
+                tensor, predictor, self.plan.configuration.patch_size, self.num_classes,
+                self.settings.step_fraction, self._window_batch_size(),
+                self.settings.use_gaussian, self.device, output_device, fold_progress)
+            total = probabilities if total is None else total.add_(probabilities)
+            del probabilities
+        assert total is not None  # at least one network, checked at construction
+        return total.div_(len(self.networks))

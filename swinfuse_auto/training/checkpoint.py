@@ -1,0 +1,80 @@
+"""Checkpoints that are safe to load and never half-written.
+
+A checkpoint is one ``torch.save`` file holding only tensors, state dicts of tensors and numbers,
+and one JSON string with the metadata (plan, configs, registry names, RNG states of numpy and
+Python). It loads with ``torch.load(weights_only=True)``, so a checkpoint from somewhere else
+cannot run code. Writing goes to a temporary name, then ``os.replace``: killing the process at any
+moment leaves either the old checkpoint or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import random
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from swinfuse_auto.errors import CheckpointError
+from swinfuse_auto.io.atomic import atomic_path
+
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(path: Path, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Write ``tensors`` (state dicts) plus JSON ``meta`` atomically."""
+    payload = {"format_version": FORMAT_VERSION, "meta_json": json.dumps(meta), **tensors}
+    with atomic_path(Path(path)) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu"
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Load a checkpoint with ``weights_only=True``; returns (tensors, meta).
+
+    Raises:
+        CheckpointError: missing, truncated, tampered-with or foreign file (the message names it).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist. Check the path, or train/pre-train first.")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError,
+            OSError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path} cannot be loaded safely ({reason}). It is truncated, "
+                              "corrupt or not a swinfuse_auto checkpoint; delete it and re-create "
+                              "it (training resumes from the previous checkpoint if one exists).") from None
+    if not isinstance(payload, dict) or "meta_json" not in payload:
+        raise CheckpointError(f"{path} is not a swinfuse_auto checkpoint (no metadata block).")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path} was written by a newer swinfuse_auto; upgrade to load it.")
+    meta = json.loads(payload.pop("meta_json"))
+    payload.pop("format_version", None)
+    return payload, meta
+
+
+def capture_rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Torch RNG states as tensors, numpy and Python ones as JSON-able values."""
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors["cuda"] = torch.cuda.get_rng_state()
+    py_state = random.getstate()
+    json_state = {"numpy": np.random.get_state(legacy=False),
+                  "python": [py_state[0], list(py_state[1]), py_state[2]]}
+    json_state["numpy"]["state"] = {k: int(v) for k, v in json_state["numpy"]["state"].items()}
+    return tensors, json_state
+
+
+def restore_rng_state(tensors: dict[str, torch.Tensor], json_state: dict[str, Any]) -> None:
+    torch.set_rng_state(tensors["torch"].cpu())
+    if "cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["cuda"].cpu())
+    np.random.set_state(json_state["numpy"])
+    version, internal, gauss = json_state["python"]
+    random.setstate((version, tuple(internal), gauss))

@@ -1,0 +1,85 @@
+"""Fine-tuning one fold as a stage: resolve folders, get the encoder, train, validate."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from swinfuse_auto.data.splits import get_fold, load_or_create_splits
+from swinfuse_auto.errors import ConfigError, PreprocessingError
+from swinfuse_auto.io.atomic import read_json, write_json
+from swinfuse_auto.paths import resolve_dataset
+from swinfuse_auto.plans.schema import Plan
+from swinfuse_auto.preprocessing.cache import LABELLED_FOLDER, CaseStore
+from swinfuse_auto.registry import TRAINERS
+from swinfuse_auto.training.distributed import init_distributed
+from swinfuse_auto.training.fold_model import fold_folder_name, model_folder_name
+from swinfuse_auto.training.pretrain_runner import PLANS_FILE, pretrain
+
+logger = logging.getLogger(__name__)
+FINETUNE_TRAINER = "swin_dim_finetune"
+SPLITS_FILE = "splits_final.json"
+
+
+def _resolve_pretrained(choice: str, dataset: str | os.PathLike[str], planner: str,
+                        device: str, roots: dict[str, str | None], progress: bool) -> Path | None:
+    if choice == "none":
+        return None
+    if choice == "auto":
+        return pretrain(dataset, planner=planner, device=device, progress=progress, **roots)
+    path = Path(choice)
+    if not path.is_file():
+        raise ConfigError(f"--pretrain {choice}: no such file. Use auto, none or the path of a "
+                          "pretrained_encoder.pt.")
+    return path
+
+
+def train_fold(dataset: str | os.PathLike[str], fold: int | str, pretrain_choice: str = "auto",
+               trainer: str = FINETUNE_TRAINER, planner: str = "default",
+               epochs: int | None = None, iterations_per_epoch: int | None = None,
+               config_overrides: list[str] | None = None, continue_training: bool = False,
+               validate: bool = True, device: str = "auto", raw: str | None = None,
+               preprocessed: str | None = None, results: str | None = None,
+               progress: bool = False) -> Path:
+    """Train fold ``fold`` ('all' trains on every case); returns the fold folder.
+
+    Raises:
+        ConfigError: unknown fold, trainer or pretrain choice.
+        PlanError / PreprocessingError: the dataset was not planned or preprocessed.
+    """
+    location = resolve_dataset(dataset, raw=raw, preprocessed=preprocessed, results=results,
+                               require=("preprocessed", "results"))
+    assert location.preprocessed_dir is not None and location.results_dir is not None
+    plan = Plan.load(location.preprocessed_dir / PLANS_FILE)
+    store = CaseStore(location.preprocessed_dir / LABELLED_FOLDER)
+    case_ids = store.case_ids()
+    if not case_ids:
+        raise PreprocessingError(f"{store.folder} holds no preprocessed cases. Run "
+                                 f"plan_and_preprocess -d {location.name} first.")
+    splits = load_or_create_splits(location.preprocessed_dir / SPLITS_FILE, case_ids,
+                                   plan.num_folds)
+    split = get_fold(splits, fold, case_ids)
+    recipe = TRAINERS.get(trainer)
+    overrides = list(config_overrides or [])
+    overrides += [f"epochs={epochs}"] if epochs is not None else []
+    overrides += [f"iterations_per_epoch={iterations_per_epoch}"] if iterations_per_epoch else []
+    config = recipe.default_config().with_overrides(overrides)
+    roots = {"raw": raw, "preprocessed": preprocessed, "results": results}
+    encoder = _resolve_pretrained(pretrain_choice, dataset, planner, device, roots, progress)
+    model_dir = location.results_dir / model_folder_name(trainer, planner)
+    fold_dir = model_dir / fold_folder_name(fold)
+    context, _ = init_distributed(device)
+    if context.is_main:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        plan.save(model_dir / "plans.json")
+        write_json(model_dir / "dataset.json", read_json(location.raw_dir / "dataset.json"))
+    runner = recipe(plan, read_json(location.raw_dir / "dataset.json"), store, split["train"],
+                    split["val"], str(fold), fold_dir, config, encoder, device, progress)
+    loop = runner.train(resume=continue_training)
+    if validate and split["val"] and context.is_main:
+        from swinfuse_auto.training.validation import validate_fold
+
+        validate_fold(fold_dir, location.raw_dir, loop.model, plan, store, split["val"],
+                      config, progress)
+    return fold_dir

@@ -1,0 +1,1 @@
+"""Pictures a user looks at: training curves and segmentation overlays (Pillow, no matplotlib)."""

@@ -1,0 +1,69 @@
+"""Segmentation network and pre-training model: shapes, gradients, deep supervision, registry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from swinfuse_auto.errors import ConfigError, RegistryError
+from swinfuse_auto.networks import (NETWORKS, SwinArchitecture, build_network,
+                                    build_pretraining_model, build_segmentation_network)
+from swinfuse_auto.networks.dim import DomainInvarianceModule
+
+SHAPE = (32, 64, 32)
+
+
+def _wake_dim(model: torch.nn.Module) -> None:
+    """Move the DIM's zero gates off zero, so gradients reach every DIM parameter."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, DomainInvarianceModule):
+                for name, p in module.named_parameters():
+                    if name.endswith("gate") or name.startswith("proj"):
+                        p.fill_(0.1)
+
+
+@pytest.mark.parametrize("name", ["swin_dim_unetr", "swin_dim_pretraining"])
+def test_every_registered_network_trains_all_parameters(name: str) -> None:
+    torch.manual_seed(0)
+    model = build_network(name, SwinArchitecture(2, 3, feature_size=6))
+    _wake_dim(model)
+    out = model(torch.randn(1, 2, *SHAPE))
+    tensors = [out] if isinstance(out, torch.Tensor) else list(vars(out).values())
+    sum(t.float().square().mean() for t in tensors).backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None]
+    zero = [n for n, p in model.named_parameters() if p.grad is not None and not p.grad.any()]
+    assert not no_grad and not zero, (no_grad, zero)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_segmentation_logits_at_input_resolution_with_deep_supervision() -> None:
+    torch.manual_seed(0)
+    model = build_segmentation_network(SwinArchitecture(1, 4, feature_size=6),
+                                       deep_supervision=True)
+    with torch.no_grad():
+        outs = model(torch.randn(2, 1, *SHAPE))
+        assert [tuple(o.shape) for o in outs] == [
+            (2, 4) + tuple(s // f for s in SHAPE) for f in (1, 2, 4, 8)]
+        model.deep_supervision = False
+        assert model(torch.randn(1, 1, *SHAPE)).shape == (1, 4) + SHAPE
+    plain = build_segmentation_network(SwinArchitecture(1, 4, feature_size=6))
+    with pytest.raises(ConfigError, match="without deep-supervision heads"):
+        plain.deep_supervision = True
+
+
+def test_pretraining_outputs() -> None:
+    torch.manual_seed(0)
+    model = build_pretraining_model(SwinArchitecture(1, 2, feature_size=6))
+    with torch.no_grad():
+        out = model(torch.randn(2, 1, *SHAPE), torch.randn(2, 1, *SHAPE))
+    assert out.rotation_logits.shape == (4, 4)
+    assert out.contrastive.shape == (4, 512)
+    assert out.reconstruction.shape == (4, 1) + SHAPE
+    assert out.embedding.shape == (4, 6 * 16)
+
+
+def test_registry_lookup_suggests_names() -> None:
+    assert NETWORKS.names() == ["swin_dim_pretraining", "swin_dim_unetr"]
+    with pytest.raises(RegistryError, match="Did you mean 'swin_dim_unetr'"):
+        NETWORKS.get("swin_dim_unet")

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from swinfuse_auto.api import plan_dataset
+from swinfuse_auto.errors import PlanError
+from swinfuse_auto.plans.migrations import migrate
+from swinfuse_auto.plans.schema import Plan
+
+
+@pytest.fixture(scope="module")
+def plan_dict(example_raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("plans")
+    return plan_dataset(example_raw_dir, device="cpu", preprocessed=str(out)).plan.to_dict()
+
+
+def test_plan_survives_json_objects_json_unchanged(plan_dict: dict) -> None:
+    text = json.dumps(plan_dict, sort_keys=True)
+    again = Plan.from_dict(json.loads(text)).to_dict()
+    assert json.dumps(again, sort_keys=True) == text
+
+
+@pytest.mark.parametrize("path,value,message", [
+    (("configuration", "patch_size"), [48, 64, 64], "configuration.patch_size"),
+    (("configuration", "patch_size"), [32, 32, 32], "1-voxel bottleneck"),
+    (("configuration", "batch_size"), "2", "configuration.batch_size: expected an integer"),
+    (("configuration", "normalization", 0, "scheme"), "zscroe", "unknown scheme 'zscroe'"),
+    (("architecture", "feature_size"), 0, "feature_size"),
+    (("target", "kind_of"), "x", "unknown key(s) ['kind_of']"),
+])
+def test_invalid_plans_name_the_json_path(plan_dict: dict, path: tuple, value: object,
+                                          message: str) -> None:
+    data = json.loads(json.dumps(plan_dict))
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(PlanError) as info:
+        Plan.from_dict(data)
+    assert message in str(info.value)
+
+
+def test_missing_key_and_future_version_are_explained(plan_dict: dict) -> None:
+    data = json.loads(json.dumps(plan_dict))
+    del data["configuration"]["spacing"]
+    with pytest.raises(PlanError, match="configuration.spacing: missing required key"):
+        Plan.from_dict(data)
+    with pytest.raises(PlanError, match="newer than this swinfuse_auto"):
+        migrate({**plan_dict, "schema_version": 99})
+
+
+def test_digest_changes_with_preprocessing_decisions_only(plan_dict: dict) -> None:
+    plan = Plan.from_dict(plan_dict)
+    assert plan.with_configuration(batch_size=7).digest() == plan.digest()
+    assert plan.with_configuration(spacing=(1.0, 1.0, 1.0)).digest() != plan.digest()
