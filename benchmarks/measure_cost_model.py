@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
-import statistics
 from typing import Any
 
 import numpy as np
@@ -36,26 +35,44 @@ QUICK_POINTS = [(12, (32, 64, 64), 1, 1, 2), (12, (64, 64, 64), 1, 1, 2),
                 (12, (64, 64, 64), 1, 4, 8)]
 
 
+def measure_point(config: dict[str, Any], max_pressure: float, attempts: int = 3
+                  ) -> dict[str, Any]:
+    """One point, retried while other jobs contended for the CPU during it.
+
+    The first attempt whose CPU pressure stayed below ``max_pressure`` is kept; failing that, the
+    fastest attempt. ``psi`` records the pressure before and after the kept attempt.
+    """
+    best: dict[str, Any] | None = None
+    for _ in range(attempts):
+        before = wait_for_quiet(max_pressure)
+        r = run_isolated(config)
+        r["step"] = min(r["step_seconds"])
+        r["psi"] = (before, cpu_pressure())
+        if best is None or r["step"] < best["step"]:
+            best = r
+        if r["psi"][1] <= max_pressure:
+            return r
+    assert best is not None
+    return best
+
+
 def measure(points: list[tuple[int, tuple[int, int, int], int, int, int]], max_pressure: float
             ) -> list[dict[str, Any]]:
-    """Run every point in its own subprocess and print it as it finishes.
+    """Run every point in fresh subprocesses and print it as it finishes.
 
-    Each point waits for the CPU to be quiet first; ``psi`` is the CPU pressure (share of time
-    another task waited) just before and after it, so contaminated timings show in the log.
+    ``step s`` is the faster of two timed steps after one warm-up step; ``psi`` the CPU pressure
+    (%, share of time another task waited for a CPU) just before and after the point.
     """
     results = []
     print(f"{'F':>3} {'crop':>14} {'B':>2} {'in':>3} {'cls':>4} {'params':>11} {'peak GB':>8} "
           f"{'step s':>7} {'cpu s':>7} {'psi':>9}")
     for fs, shape, batch, cin, cls in points:
-        before = wait_for_quiet(max_pressure)
-        r = run_isolated({"kind": "swin_dim", "feature_size": fs, "shape": list(shape),
-                          "batch": batch, "device": "cpu", "warmup": 1, "steps": 2,
-                          "in_channels": cin, "num_classes": cls})
-        r["step"] = statistics.median(r["step_seconds"])
+        r = measure_point({"kind": "swin_dim", "feature_size": fs, "shape": list(shape),
+                           "batch": batch, "device": "cpu", "warmup": 1, "steps": 2,
+                           "in_channels": cin, "num_classes": cls}, max_pressure)
         print(f"{fs:>3} {str(tuple(shape)):>14} {batch:>2} {cin:>3} {cls:>4} {r['params']:>11,} "
-              f"{r['peak_bytes'] / 1e9:>8.3f} {r['step']:>7.2f} "
-              f"{statistics.median(r['cpu_seconds']):>7.2f} {before:>4.0f}/{cpu_pressure():<4.0f}",
-              flush=True)
+              f"{r['peak_bytes'] / 1e9:>8.3f} {r['step']:>7.2f} {min(r['cpu_seconds']):>7.2f} "
+              f"{r['psi'][0]:>4.0f}/{r['psi'][1]:<4.0f}", flush=True)
         results.append(r)
     return results
 

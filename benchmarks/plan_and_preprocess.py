@@ -70,6 +70,7 @@ class Measurement:
     peak_single_rss_gb: float
     max_processes: int
     log: str
+    timeline: list[list[float]]  # [seconds, tree RSS GB]: the peak of each second
 
 
 # -- dataset ---------------------------------------------------------------------------------
@@ -152,6 +153,7 @@ def measure(command: list[str], env: dict[str, str], log_path: Path,
     """Run ``command`` to completion, sampling the memory of its process tree."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     peak_tree = peak_single = most = 0
+    per_second: dict[int, int] = {}
     with log_path.open("w") as log:
         started = time.perf_counter()
         popen = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -160,12 +162,15 @@ def measure(command: list[str], env: dict[str, str], log_path: Path,
             tree, single, count = _tree_rss(process)
             peak_tree, peak_single = max(peak_tree, tree), max(peak_single, single)
             most = max(most, count)
+            second = int(time.perf_counter() - started)
+            per_second[second] = max(per_second.get(second, 0), tree)
             time.sleep(interval)
         wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    timeline = [[float(t), round(v / GB, 3)] for t, v in sorted(per_second.items())]
     return Measurement(shlex.join(command), popen.returncode, wall, cpu, peak_tree / GB,
-                       peak_single / GB, most, str(log_path))
+                       peak_single / GB, most, str(log_path), timeline)
 
 
 def run_ours(raw_root: Path, out: Path, processes: int, verify: bool, extra: list[str],
@@ -229,10 +234,10 @@ def _verdict(ratio: float) -> str:
 def format_report(result: dict) -> str:
     """The printed table: costs with ratios and verdicts, then both plans side by side."""
     ours, theirs = result["ours"], result["nnunet"]
-    rows = [("wall time (s)", "wall_s", True), ("peak tree RSS (GB)", "peak_tree_rss_gb", True),
-            ("largest process RSS (GB)", "peak_single_rss_gb", False),
-            ("CPU time, tree (s)", "cpu_s", False), ("output on disk (GB)", "output_gb", False),
-            ("processes (max)", "max_processes", False)]
+    rows = [("wall time (s)", "wall_s", True), ("peak tree RSS (GiB)", "peak_tree_rss_gb", True),
+            ("largest process RSS (GiB)", "peak_single_rss_gb", False),
+            ("CPU time, tree (s)", "cpu_s", False), ("output on disk (GiB)", "output_gb", False),
+            ("processes (max)", "max_processes", False), ("peak at (s)", "peak_at_s", False)]
     lines = [f"{'':26}{'ours':>10}{'nnU-Net':>10}{'ours/nnU':>10}   target"]
     for title, key, judged in rows:
         a, b = ours[key], theirs[key]
@@ -240,11 +245,11 @@ def format_report(result: dict) -> str:
         verdict = f"<= {TARGET_RATIO}x  {_verdict(ratio)}" if judged else ""
         lines.append(f"{title:26}{a:>10.2f}{b:>10.2f}{ratio:>9.2f}x   {verdict}")
     plans = result["plans"]
-    lines += ["", f"{'plan (3d)':26}{'ours':<28}nnU-Net 3d_fullres"]
+    lines += ["", f"{'plan (3d)':26}{'ours':<36}nnU-Net 3d_fullres"]
     for title, key in (("target spacing (mm)", "spacing"), ("patch size", "patch_size"),
                        ("batch size", "batch_size"), ("planned for", "planned_for")):
         a, b = plans["ours"].get(key), plans["nnunet"].get(key)
-        lines.append(f"{title:26}{_short(a):<28}{_short(b)}")
+        lines.append(f"{title:26}{_short(a):<36}{_short(b)}")
     return "\n".join(lines)
 
 
@@ -271,7 +276,9 @@ def describe_setup(layout: list[tuple[int, float]], args: argparse.Namespace) ->
 
 
 def _measured(measurement: Measurement, out: Path) -> dict:
-    return {**asdict(measurement), "output_gb": preprocessed_bytes(out / "pre") / GB}
+    peak_at = max(measurement.timeline, key=lambda row: row[1], default=[0.0, 0.0])[0]
+    return {**asdict(measurement), "output_gb": preprocessed_bytes(out / "pre") / GB,
+            "peak_at_s": peak_at}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -341,7 +348,7 @@ def print_summary(result: dict, setup: dict, failed: list[str], workdir: Path) -
           f"{setup['in_plane_spacing_mm']['min']}-{setup['in_plane_spacing_mm']['max']} mm, "
           f"{setup['slices']['min']}-{setup['slices']['max']} slices of {SLICE_SPACING_MM} mm; "
           f"-np {setup['processes']}, full verify: {setup['full_verify']}")
-    print(f"machine: {setup['cpus']} CPUs, {setup['ram_gb']} GB RAM; load average at start "
+    print(f"machine: {setup['cpus']} CPUs, {setup['ram_gb']} GiB RAM; load average at start "
           f"{setup['load_at_start']}, at end {setup['load_at_end']}\n")
     for name in failed:
         print(f"{name} FAILED (rc {result[name]['returncode']}); see {result[name]['log']}")
@@ -353,7 +360,7 @@ def print_summary(result: dict, setup: dict, failed: list[str], workdir: Path) -
         for name in ("ours", "nnunet"):
             if name in result:
                 m = result[name]
-                print(f"{name}: {m['wall_s']:.1f} s, peak tree RSS {m['peak_tree_rss_gb']:.2f} GB, "
+                print(f"{name}: {m['wall_s']:.1f} s, peak tree RSS {m['peak_tree_rss_gb']:.2f} GiB, "
                       f"CPU {m['cpu_s']:.1f} s; plan {result['plans'][name]}")
     print(f"\nresults: {workdir / 'results.json'}")
 

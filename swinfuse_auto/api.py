@@ -22,8 +22,9 @@ from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.runner import preprocess_dataset
 from swinfuse_auto.registry import PLANNERS
 from swinfuse_auto.training.pretrain_runner import pretrain
+from swinfuse_auto.training.train_fold_runner import train_fold
 
-__all__ = ["plan_dataset", "plan_and_preprocess", "pretrain"]
+__all__ = ["plan_dataset", "plan_and_preprocess", "pretrain", "summarize_cv", "train_fold"]
 
 logger = logging.getLogger(__name__)
 
@@ -144,3 +145,19 @@ from swinfuse_auto.evaluation.folder_eval import evaluate_folders  # noqa: E402,
 from swinfuse_auto.inference.api_predict import (export_model, load_model,  # noqa: E402,F401
                                                  predict_folder)
 from swinfuse_auto.inference.model import SegmentationModel  # noqa: E402,F401
+
+
+def summarize_cv(dataset: str | os.PathLike[str], trainer: str = "swin_dim_finetune",
+                 planner: str = "default", raw: str | None = None,
+                 results: str | None = None) -> tuple[dict, Path]:
+    """Cross-validation table of a model folder plus its postprocessing decision."""
+    from swinfuse_auto.evaluation.cross_validation import (CV_SUMMARY_FILE,
+                                                           summarize_cross_validation)
+    from swinfuse_auto.training.fold_model import model_folder_name
+
+    location = resolve_dataset(dataset, raw=raw, results=results, require=("results",))
+    assert location.results_dir is not None
+    model_dir = location.results_dir / model_folder_name(trainer, planner)
+    spec = load_dataset_spec(location.raw_dir)
+    table = summarize_cross_validation(model_dir, spec.file_ending)
+    return table, model_dir / CV_SUMMARY_FILE

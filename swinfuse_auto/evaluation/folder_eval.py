@@ -77,15 +77,21 @@ def _label_files(folder: Path, file_ending: str) -> dict[str, Path]:
             if p.name.endswith(file_ending) and not p.name.startswith(".") and p.is_file()}
 
 
-def pair_folders(reference_dir: Path, prediction_dir: Path, file_ending: str = ".nii.gz"
-                 ) -> list[tuple[str, Path, Path]]:
+def pair_folders(reference_dir: Path, prediction_dir: Path, file_ending: str = ".nii.gz",
+                 cases: Sequence[str] | None = None) -> list[tuple[str, Path, Path]]:
     """(case id, reference, prediction) for every case; both folders must hold the same cases.
+
+    With ``cases`` only those are paired (e.g. a fold's validation cases in labelsTr).
 
     Raises:
         DatasetError: a folder is missing or empty, or a case is on one side only.
     """
     references = _label_files(Path(reference_dir), file_ending)
     predictions = _label_files(Path(prediction_dir), file_ending)
+    if cases is not None:
+        wanted = set(cases)
+        references = {k: v for k, v in references.items() if k in wanted}
+        predictions = {k: v for k, v in predictions.items() if k in wanted}
     if not references:
         raise DatasetError(f"{reference_dir} holds no {file_ending} label files.")
     no_prediction = sorted(set(references) - set(predictions))
@@ -127,7 +133,8 @@ def _evaluate_pair(pair: _Pair) -> tuple[str, dict[int, dict[str, float]]]:
 def evaluate_folders(reference_dir: Path, prediction_dir: Path, labels: Sequence[int],
                      tolerance_mm: float = 1.0, file_ending: str = ".nii.gz",
                      num_processes: int = 1, output_json: Path | None = None,
-                     label_names: dict[int, str] | None = None) -> dict[str, Any]:
+                     label_names: dict[int, str] | None = None,
+                     cases: Sequence[str] | None = None) -> dict[str, Any]:
     """Dice, NSD and HD95 per case and class, their means, written to ``summary.json``.
 
     Args:
@@ -137,6 +144,7 @@ def evaluate_folders(reference_dir: Path, prediction_dir: Path, labels: Sequence
         num_processes: worker processes (cases are independent).
         output_json: where to write the summary; default ``prediction_dir/summary.json``.
         label_names: value -> name, stored with the results.
+        cases: score only these case ids (default: every file of the folders).
 
     Returns:
         The summary with float values (NaN and inf as in the metrics module).
@@ -146,7 +154,7 @@ def evaluate_folders(reference_dir: Path, prediction_dir: Path, labels: Sequence
     """
     pairs = [_Pair(case, ref, pred, tuple(int(v) for v in labels), float(tolerance_mm))
              for case, ref, pred in pair_folders(Path(reference_dir), Path(prediction_dir),
-                                                 file_ending)]
+                                                 file_ending, cases)]
     per_case = dict(sorted(parallel_map(_evaluate_pair, pairs, num_processes)))
     summary = {"reference_dir": str(reference_dir), "prediction_dir": str(prediction_dir),
                "tolerance_mm": float(tolerance_mm), "metric_notes": METRIC_NOTES,

@@ -67,7 +67,8 @@ def capture_rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     py_state = random.getstate()
     json_state = {"numpy": np.random.get_state(legacy=False),
                   "python": [py_state[0], list(py_state[1]), py_state[2]]}
-    json_state["numpy"]["state"] = {k: int(v) for k, v in json_state["numpy"]["state"].items()}
+    numpy_state = json_state["numpy"]["state"]  # MT19937: {"key": uint32 array, "pos": int}
+    json_state["numpy"]["state"] = {k: np.asarray(v).tolist() for k, v in numpy_state.items()}
     return tensors, json_state
 
 
@@ -75,6 +76,9 @@ def restore_rng_state(tensors: dict[str, torch.Tensor], json_state: dict[str, An
     torch.set_rng_state(tensors["torch"].cpu())
     if "cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["cuda"].cpu())
-    np.random.set_state(json_state["numpy"])
+    numpy_state = dict(json_state["numpy"])
+    numpy_state["state"] = {k: np.asarray(v, dtype=np.uint32) if isinstance(v, list) else v
+                            for k, v in numpy_state["state"].items()}
+    np.random.set_state(numpy_state)
     version, internal, gauss = json_state["python"]
     random.setstate((version, tuple(internal), gauss))
