@@ -111,7 +111,8 @@ def generate_dataset(raw_root: Path, layout: list[tuple[int, float]], seed: int)
                                        spacing=(SLICE_SPACING_MM, spacing, spacing), overwrite=True)
         os.replace(one / "imagesTr" / "ct_000_0000.nii.gz",
                    partial / "imagesTr" / f"ct_{index:03d}_0000.nii.gz")
-        os.replace(one / "labelsTr" / "ct_000.nii.gz", partial / "labelsTr" / f"ct_{index:03d}.nii.gz")
+        os.replace(one / "labelsTr" / "ct_000.nii.gz",
+                   partial / "labelsTr" / f"ct_{index:03d}.nii.gz")
         description = json.loads((one / "dataset.json").read_text())
     description.update(name=DATASET_NAME, numTraining=len(layout))
     description.pop("example_data", None)
@@ -302,7 +303,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "e.g. '--gpu-memory-gb 8' to plan for nnU-Net's default GPU")
     parser.add_argument("--interval", type=float, default=0.1,
                         help="memory sampling interval in seconds (default 0.1)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.cases < 1 or args.processes < 1 or args.interval <= 0:
+        parser.error("--cases and --processes must be at least 1, --interval positive")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -360,7 +364,8 @@ def print_summary(result: dict, setup: dict, failed: list[str], workdir: Path) -
         for name in ("ours", "nnunet"):
             if name in result:
                 m = result[name]
-                print(f"{name}: {m['wall_s']:.1f} s, peak tree RSS {m['peak_tree_rss_gb']:.2f} GiB, "
+                print(f"{name}: {m['wall_s']:.1f} s, peak tree RSS "
+                      f"{m['peak_tree_rss_gb']:.2f} GiB, "
                       f"CPU {m['cpu_s']:.1f} s; plan {result['plans'][name]}")
     print(f"\nresults: {workdir / 'results.json'}")
 

@@ -30,3 +30,38 @@ def example_raw_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def example_copy(example_raw_dir: Path, tmp_path: Path) -> Path:
     """A private copy of the example dataset, free to be broken by the test."""
     return Path(shutil.copytree(example_raw_dir, tmp_path / example_raw_dir.name))
+
+
+#: A network small enough for CPU tests: a training step takes well under a second.
+TINY_FEATURE_SIZE = 6
+TINY_PATCH = (32, 32, 64)
+
+
+@pytest.fixture(scope="session")
+def tiny_roots(example_raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The example dataset planned and preprocessed, with the plan shrunk to a tiny network.
+
+    Returns the roots as keyword arguments of the API (raw, preprocessed, results). Tests that
+    train must copy ``results`` if they need a clean one (use :func:`fresh_results`).
+    """
+    import dataclasses
+
+    from swinfuse_auto.api import PLANS_FILE, plan_and_preprocess
+
+    root = tmp_path_factory.mktemp("tiny")
+    result = plan_and_preprocess(example_raw_dir, device="cpu", num_processes=1,
+                                 preprocessed=str(root / "preprocessed"))
+    plan = result.plan
+    arch = dataclasses.replace(plan.architecture, feature_size=TINY_FEATURE_SIZE)
+    pretraining = dataclasses.replace(plan.pretraining, iterations=4, warmup_iterations=1)
+    plan = dataclasses.replace(plan.with_configuration(patch_size=TINY_PATCH, batch_size=2),
+                               architecture=arch, pretraining=pretraining)
+    plan.save(result.preprocessed_dir / PLANS_FILE)
+    return {"raw": str(example_raw_dir.parent), "preprocessed": str(root / "preprocessed"),
+            "results": str(root / "results")}
+
+
+@pytest.fixture
+def fresh_results(tiny_roots: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """``tiny_roots`` with an empty results root of the test's own."""
+    return {**tiny_roots, "results": str(tmp_path / "results")}

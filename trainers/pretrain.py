@@ -104,7 +104,7 @@ class PretrainTrainer:
         if resume and latest.exists():
             loop.resume(latest, expect={"plan_digest": self.plan.digest(),
                                         "iterations": loop.meta["iterations"]})
-        loop.run()
+        self.last_history = loop.run()
         encoder_path = self.output_dir / ENCODER_FILE
         if loop.context.is_main:
             save_encoder(encoder_path, loop.model, self.plan, self.data_seen, loop.step)

@@ -118,7 +118,14 @@ def predict_folder(input_dir: PathLike, output_dir: PathLike, model: Segmentatio
 
     Raises:
         DatasetError: the input folder is missing or holds no images.
+        ConfigError: the output folder is the input folder, or a wrong number of channel names.
     """
+    if Path(output_dir).resolve() == Path(input_dir).resolve():
+        raise ConfigError(f"The output folder is the input folder ({input_dir}); segmentations "
+                          "would later be read as images. Choose another -o folder.")
+    if channel_names is not None and len(channel_names) != model.num_channels:
+        raise ConfigError(f"{len(channel_names)} channel name(s) given ({', '.join(channel_names)})"
+                          f" but the model takes {model.num_channels} channel(s).")
     cases = find_input_cases(Path(input_dir), model.num_channels)
     options = FolderOptions(save_probabilities, overwrite,
                             tuple(channel_names) if channel_names else None)

@@ -1,10 +1,11 @@
 """The fold ensemble: load the trained fold models once, predict preprocessed volumes.
 
-Every fold model predicts the whole volume with the sliding window (Gaussian weighting, mirroring
-TTA), giving softmax probabilities; the ensemble is their plain mean, kept as a running sum so
-memory holds two probability volumes whatever the fold count. Probabilities, not logits, are
-averaged everywhere (see :mod:`swinfuse_auto.inference.sliding_window`), so the ensemble of N
-folds equals the mean of the N single-fold predictions.
+Every window batch goes through every fold model (each with its mirrored passes) and their
+softmax probabilities are averaged before the Gaussian-weighted window blending. Probabilities,
+not logits, are averaged everywhere (see :mod:`swinfuse_auto.inference.sliding_window`) and both
+averages are linear with the same weights for every fold, so the ensemble of N folds equals the
+mean of the N single-fold predictions, while memory holds one probability volume whatever the
+fold count.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from swinfuse_auto.training.fold_model import (FINAL_CHECKPOINT, FoldModel, fold
 logger = logging.getLogger(__name__)
 
 _FOLD_DIR = re.compile(r"^fold_(\d+|all)$")
-#: Share of the free GPU memory the (K, z, y, x) sums may take before they move to the CPU.
+#: Share of the free GPU memory the window sums may take before they move to the CPU; the rest
+#: is for the network's activations.
 GPU_OUTPUT_SHARE = 0.5
 
 
@@ -150,6 +152,8 @@ class EnsemblePredictor:
     def __init__(self, networks: Sequence[nn.Module], plan: Plan, dataset_json: dict[str, Any],
                  folds: Sequence[str], device: torch.device,
                  settings: PredictionSettings = PredictionSettings()) -> None:
+        if not networks:
+            raise CheckpointError("An ensemble needs at least one fold network.")
         self.networks = list(networks)
         self.plan = plan
         self.dataset_json = dataset_json
@@ -192,10 +196,10 @@ class EnsemblePredictor:
         return self.plan.configuration.batch_size if self.device.type == "cuda" else 1
 
     def _output_device(self, spatial_shape: Sequence[int]) -> torch.device:
-        """Keep the sums on the GPU unless three probability volumes would crowd it."""
+        """Keep the sums (K classes plus the weights) on the GPU unless they would crowd it."""
         if self.device.type != "cuda":
             return self.device
-        needed = 3 * self.num_classes * int(np.prod(spatial_shape)) * 4
+        needed = (self.num_classes + 1) * int(np.prod(spatial_shape)) * 4
         free, _ = torch.cuda.mem_get_info(self.device)
         if needed > GPU_OUTPUT_SHARE * free:
             logger.info("probabilities of %s voxels exceed %.0f%% of free GPU memory; "
@@ -203,13 +207,35 @@ class EnsemblePredictor:
             return torch.device("cpu")
         return self.device
 
+    def _window_predictor(self) -> Predictor:
+        """Per window batch: every fold (each with its mirrored passes), probabilities averaged.
+
+        Averaging the folds per window instead of per volume gives the same result (the windows
+        and Gaussian weights are the same for every fold, and both averages are linear) with
+        one probability volume in memory and one pass over the windows.
+        """
+        members = [_network_predictor(network, self.device) for network in self.networks]
+        if self.settings.mirror_axes:
+            members = [mirrored_predictor(m, self.settings.mirror_axes) for m in members]
+        if len(members) == 1:
+            return members[0]
+        floor = torch.finfo(torch.float32).tiny
+
+        def predict(batch: torch.Tensor) -> torch.Tensor:
+            total = torch.softmax(members[0](batch).float(), dim=1)
+            for member in members[1:]:
+                total += torch.softmax(member(batch).float(), dim=1)
+            return torch.log((total / len(members)).clamp_min(floor))
+
+        return predict
+
     def predict(self, volume: np.ndarray | torch.Tensor,
                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """Mean softmax probabilities (K, z, y, x) of the folds for a preprocessed volume.
 
         Args:
             volume: (C, z, y, x) float32, preprocessed with the plan.
-            progress: ``progress(done, total)`` over the windows of all folds.
+            progress: ``progress(done, total)`` over the windows (each window runs every fold).
 
         Returns:
             float32 probabilities on the prediction device (the CPU when they do not fit).
@@ -222,21 +248,8 @@ class EnsemblePredictor:
             raise ConfigError(f"expected a preprocessed (C, z, y, x) volume with C = "
                               f"{self.in_channels}, found shape {tuple(tensor.shape)}.")
         tensor = tensor.to(self.device)
-        output_device = self._output_device(tensor.shape[1:])
-        total: torch.Tensor | None = None
-        for index, network in enumerate(self.networks):
-            predictor = _network_predictor(network, self.device)
-            if self.settings.mirror_axes:
-                predictor = mirrored_predictor(predictor, self.settings.mirror_axes)
-            fold_progress = None
-            if progress is not None:
-                def fold_progress(done: int, count: int, index: int = index) -> None:
-                    progress(index * count + done, len(self.networks) * count)
-            probabilities = sliding_window_predict(
-                tensor, predictor, self.plan.configuration.patch_size, self.num_classes,
-                self.settings.step_fraction, self._window_batch_size(),
-                self.settings.use_gaussian, self.device, output_device, fold_progress)
-            total = probabilities if total is None else total.add_(probabilities)
-            del probabilities
-        assert total is not None  # at least one network, checked at construction
-        return total.div_(len(self.networks))
+        return sliding_window_predict(
+            tensor, self._window_predictor(), self.plan.configuration.patch_size,
+            self.num_classes, self.settings.step_fraction, self._window_batch_size(),
+            self.settings.use_gaussian, self.device, self._output_device(tensor.shape[1:]),
+            progress)

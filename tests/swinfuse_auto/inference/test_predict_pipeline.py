@@ -9,7 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 from swinfuse_auto.api import load_model, predict_folder
-from swinfuse_auto.errors import DatasetError
+from swinfuse_auto.errors import ConfigError, DatasetError
 from swinfuse_auto.inference.input_cases import find_input_cases, read_input_case
 from swinfuse_auto.inference.postprocessing import (PostprocessingDecision, apply_postprocessing,
                                                     save_postprocessing)
@@ -134,5 +134,15 @@ def test_case_listing_problems(tmp_path: Path) -> None:
     assert one["b"].problem is None and one["b"].files == (tmp_path / "b.nii.gz",)
     with pytest.raises(DatasetError, match="does not exist"):
         find_input_cases(tmp_path / "missing", 1)
+    (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="no image files"):
-        find_input_cases(tmp_path / "empty" if (tmp_path / "empty").mkdir() is None else tmp_path, 1)
+        find_input_cases(tmp_path / "empty", 1)
+
+
+def test_folder_options_are_checked_before_any_work(one_channel_model: Path,
+                                                    tmp_path: Path) -> None:
+    model = load_model(one_channel_model, device="cpu", tta=False)
+    with pytest.raises(ConfigError, match="is the input folder"):
+        predict_folder(tmp_path, tmp_path / ".", model)
+    with pytest.raises(ConfigError, match="2 channel name"):
+        predict_folder(tmp_path, tmp_path / "out", model, channel_names=("CT", "T1"))

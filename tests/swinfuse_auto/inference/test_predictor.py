@@ -32,7 +32,7 @@ def test_fold_ensemble_equals_the_mean_of_single_fold_probabilities(
     assert mean.shape == (3, 40, 36, 50)
     torch.testing.assert_close(mean, (singles[0] + singles[1]) / 2, atol=1e-6, rtol=0)
     assert not torch.allclose(singles[0], singles[1])  # the folds really differ
-    assert calls[-1][0] == calls[-1][1] and len(calls) == calls[-1][1]  # windows of both folds
+    assert calls[-1][0] == calls[-1][1] == len(calls) == 4  # 2 x 2 windows, each runs both folds
 
 
 def test_tta_is_the_mean_over_the_flips(one_channel_model: Path) -> None:
