@@ -1,0 +1,121 @@
+"""The demo as a function: every stage through the public API, on generated data.
+
+The CT held-out cases are the fold-0 validation cases (their images are linked into a folder of
+their own, as a user would have them); the MR cases are the dataset's imagesTs, which the
+fine-tuning never saw labelled, so the table shows in-modality and out-of-modality Dice side by
+side.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from swinfuse_auto.dataset.cases import training_cases
+from swinfuse_auto.dataset.spec import load_dataset_spec
+from swinfuse_auto.io.atomic import read_json
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    output: Path
+    dataset: str
+    ct_cases: int
+    mr_cases: int
+    seed: int
+    device: str
+    num_processes: int
+    pretrain_iterations: int | None
+    epochs: int | None
+    iterations_per_epoch: int | None
+    budget: dict[str, tuple[int, int, int]]
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    table: str
+    output: Path
+
+
+def _link_case_images(raw_dir: Path, case_ids: list[str], folder: Path) -> Path:
+    """A folder holding (symbolic links to) the images of ``case_ids``, as predict's input."""
+    spec = load_dataset_spec(raw_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    for case in training_cases(raw_dir, spec):
+        if case.case_id in case_ids:
+            for path in case.images:
+                assert path is not None  # verified dataset
+                target = folder / path.name
+                if not target.exists():
+                    os.symlink(path, target)
+    return folder
+
+
+def _format_table(label_names: dict[str, str], ct: dict, mr: dict) -> str:
+    lines = [f"{'organ':<12} {'CT Dice':>8} {'MR Dice':>8}", "-" * 30]
+    for value, name in label_names.items():
+        lines.append(f"{name:<12} {ct['mean'][value]['dice']:>8.3f} {mr['mean'][value]['dice']:>8.3f}")
+    lines.append(f"{'mean':<12} {ct['foreground_mean']['dice']:>8.3f} "
+                 f"{mr['foreground_mean']['dice']:>8.3f}")
+    return "\n".join(lines)
+
+
+def run_demo(settings: DemoSettings, report: Callable[[str], None]) -> DemoResult:
+    """Generate, plan, preprocess, pre-train, fine-tune fold 0, predict CT and MR, evaluate.
+
+    ``report`` receives one line per finished stage (the command prints them).
+    """
+    from swinfuse_auto import api
+    from swinfuse_auto.evaluation.folder_eval import evaluate_folders, from_json_safe
+    from swinfuse_auto.example_data import generate_example_dataset
+
+    out = settings.output
+    roots = {"raw": str(out / "raw"), "preprocessed": str(out / "preprocessed"),
+             "results": str(out / "results")}
+    raw_dir = out / "raw" / settings.dataset
+    if not (raw_dir / "dataset.json").exists():
+        generate_example_dataset(out / "raw", settings.dataset, ct_cases=settings.ct_cases,
+                                 mr_cases=settings.mr_cases, seed=settings.seed, overwrite=True)
+    report(f"[1/6] example data: {raw_dir}")
+    prepared = api.plan_and_preprocess(settings.dataset, device=settings.device,
+                                       num_processes=settings.num_processes, verify=True,
+                                       progress=True, raw=roots["raw"],
+                                       preprocessed=roots["preprocessed"])
+    config = prepared.plan.configuration
+    report(f"[2/6] planned for {prepared.plan.target.kind}: spacing {list(config.spacing)} mm, "
+          f"patch {list(config.patch_size)}, feature size "
+          f"{prepared.plan.architecture.feature_size}")
+    iterations, epochs, per_epoch = settings.budget[prepared.plan.target.kind]
+    encoder = api.pretrain(settings.dataset, iterations=settings.pretrain_iterations or iterations,
+                           device=settings.device, progress=True, **roots)
+    report(f"[3/6] pre-trained on CT + MR: {encoder}")
+    fold_dir = api.train_fold(settings.dataset, 0, pretrain_choice=str(encoder),
+                              epochs=settings.epochs or epochs,
+                              iterations_per_epoch=settings.iterations_per_epoch or per_epoch,
+                              continue_training=True, device=settings.device, progress=True,
+                              **roots)
+    report(f"[4/6] fine-tuned fold 0 on CT: {fold_dir}")
+    model = api.load_model(dataset=settings.dataset, folds=[0], device=settings.device,
+                           results=roots["results"], raw=roots["raw"])
+    val_ids = read_json(Path(roots["preprocessed"]) / settings.dataset /
+                        "splits_final.json")[0]["val"]
+    ct_input = _link_case_images(raw_dir, val_ids, out / "heldout_ct_images")
+    for source, target in ((ct_input, out / "predictions_ct"),
+                           (raw_dir / "imagesTs", out / "predictions_mr")):
+        api.predict_folder(source, target, model, progress=True)
+    report(f"[5/6] predicted {len(val_ids)} held-out CT and the MR cases")
+    spec = load_dataset_spec(raw_dir)
+    names = {str(v): k for k, v in spec.labels.items() if v}
+    ct = from_json_safe(evaluate_folders(raw_dir / "labelsTr", out / "predictions_ct",
+                                         spec.foreground_labels, cases=val_ids))
+    mr = from_json_safe(evaluate_folders(raw_dir / "labelsTs", out / "predictions_mr",
+                                         spec.foreground_labels))
+    report("[6/6] evaluated (summary.json in each predictions folder)")
+    ct = {**ct, "mean": {str(k): v for k, v in ct["mean"].items()}}
+    mr = {**mr, "mean": {str(k): v for k, v in mr["mean"].items()}}
+    return DemoResult(_format_table(names, ct, mr), out)
