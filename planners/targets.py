@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from swinfuse_auto.plans.schema import TargetDevice
 
@@ -23,8 +24,9 @@ def choose_target(gpu_memory_gb: float | None = None, device: str = "auto") -> T
     """``--gpu-memory-gb`` wins; else the visible GPU (when device allows it); else the CPU."""
     if gpu_memory_gb is not None:
         return TargetDevice("cuda", float(gpu_memory_gb))
-    if device in ("auto", "cuda"):
-        import torch
+    no_driver = not Path("/proc/driver/nvidia").exists() and not any(Path("/dev").glob("nvidia*"))
+    if device == "cuda" or (device == "auto" and not no_driver):
+        import torch  # only where a GPU may exist: importing torch costs the parent 0.2 GiB
 
         if torch.cuda.is_available():
             total = torch.cuda.get_device_properties(0).total_memory / 1024**3

@@ -3,11 +3,13 @@ so notebooks and services get exactly what the shell gets."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from swinfuse_auto.data.splits import load_or_create_splits
 from swinfuse_auto.dataset.cases import held_out_cases
@@ -21,10 +23,10 @@ from swinfuse_auto.paths import resolve_dataset
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.runner import preprocess_dataset
 from swinfuse_auto.registry import PLANNERS
-from swinfuse_auto.training.pretrain_runner import pretrain
-from swinfuse_auto.training.train_fold_runner import train_fold
 
-__all__ = ["plan_dataset", "plan_and_preprocess", "pretrain", "summarize_cv", "train_fold"]
+__all__ = ["SegmentationModel", "evaluate_folders", "export_model", "load_model",
+           "plan_and_preprocess", "plan_dataset", "predict_folder", "pretrain", "summarize_cv",
+           "train_fold"]
 
 logger = logging.getLogger(__name__)
 
@@ -140,11 +142,20 @@ def plan_and_preprocess(dataset: str | os.PathLike[str], planner: str = "default
                             counts["skipped"])
 
 
-# -- prediction, evaluation, export (issue 5): implemented in inference/ and evaluation/ ------
-from swinfuse_auto.evaluation.folder_eval import evaluate_folders  # noqa: E402,F401
-from swinfuse_auto.inference.api_predict import (export_model, load_model,  # noqa: E402,F401
-                                                 predict_folder)
-from swinfuse_auto.inference.model import SegmentationModel  # noqa: E402,F401
+#: Stages that need torch, imported on first use so that planning never pays for torch.
+_LAZY = {"pretrain": "swinfuse_auto.training.pretrain_runner",
+         "train_fold": "swinfuse_auto.training.train_fold_runner",
+         "evaluate_folders": "swinfuse_auto.evaluation.folder_eval",
+         "export_model": "swinfuse_auto.inference.api_predict",
+         "load_model": "swinfuse_auto.inference.api_predict",
+         "predict_folder": "swinfuse_auto.inference.api_predict",
+         "SegmentationModel": "swinfuse_auto.inference.model"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def summarize_cv(dataset: str | os.PathLike[str], trainer: str = "swin_dim_finetune",

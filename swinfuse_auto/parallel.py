@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import TypeVar
@@ -22,12 +23,9 @@ R = TypeVar("R")
 def _limit_threads() -> None:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
-    try:
-        import torch
-
+    torch = sys.modules.get("torch")  # if not imported yet, it reads OMP_NUM_THREADS when it is
+    if torch is not None:
         torch.set_num_threads(1)
-    except ImportError:  # torch is a dependency, but the fingerprint step does not need it
-        pass
 
 
 def imap_unordered(func: Callable[[T], R], items: Sequence[T], num_processes: int = 1,

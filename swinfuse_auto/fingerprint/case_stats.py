@@ -46,14 +46,16 @@ class CaseFingerprint:
                    tuple(d["foreground_mean"]), tuple(d["foreground_std"]))
 
 
-def read_case(case: Case) -> tuple[np.ndarray, np.ndarray | None, Geometry]:
-    """Stack a case's channels to (C, z, y, x) float32 and read its label, if any, as int16.
+def read_case(case: Case, dtype: type | None = np.float32
+              ) -> tuple[np.ndarray, np.ndarray | None, Geometry]:
+    """Stack a case's channels to (C, z, y, x) ``dtype`` (None: as stored) and read its label,
+    if any, as int16.
 
     Returns the geometry of channel 0, which verification has checked the others agree with.
     """
     arrays = []
     for channel in range(len(case.images)):
-        array, geometry = read_image(case.channel_path(channel))
+        array, geometry = read_image(case.channel_path(channel), dtype=dtype)
         arrays.append(array)
         if channel == 0:
             first = geometry
@@ -61,7 +63,8 @@ def read_case(case: Case) -> tuple[np.ndarray, np.ndarray | None, Geometry]:
     if case.label is not None:
         label = read_image(case.label, dtype=None)[0]
         label = np.rint(label).astype(np.int16) if label.dtype.kind == "f" else label.astype(np.int16)
-    return np.stack(arrays), label, first
+    images = arrays[0][None] if len(arrays) == 1 else np.stack(arrays)  # no copy for one channel
+    return images, label, first
 
 
 def fingerprint_case(case: Case, num_samples: int, seed: int
@@ -74,7 +77,7 @@ def fingerprint_case(case: Case, num_samples: int, seed: int
     Returns:
         The fingerprint and a (C, n) float32 sample of foreground intensities.
     """
-    images, label, geometry = read_case(case)
+    images, label, geometry = read_case(case, dtype=None)  # int16 CT: half the RAM of float32
     full_shape = tuple(int(s) for s in images.shape[1:])
     box = bbox_of(nonzero_mask(images))
     images = crop(images, box)

@@ -29,7 +29,7 @@ from swinfuse_auto.inference.predictor import EnsemblePredictor, PredictionSetti
 from swinfuse_auto.io.image import Geometry
 from swinfuse_auto.paths import resolve_dataset
 from swinfuse_auto.plans.schema import Plan
-from swinfuse_auto.preprocessing.case import CaseProperties, preprocess_arrays
+from swinfuse_auto.preprocessing.case import CaseProperties, RawArrays, preprocess_arrays
 from swinfuse_auto.preprocessing.normalize import NormalizationPlan
 from swinfuse_auto.preprocessing.runner import normalization_for
 from swinfuse_auto.training.device import choose_device
@@ -168,8 +168,8 @@ class SegmentationModel:
                 channel_names: Sequence[str] | None = None) -> PreparedCase:
         """Crop, normalise and resample (C, z, y, x) images exactly as in training."""
         modalities, normalization = self.normalization(case_id, channel_names)
-        data, _, box, shape = preprocess_arrays(images, None, geometry, self.plan.configuration,
-                                                normalization)
+        data, _, box, shape = preprocess_arrays(RawArrays(images), geometry,
+                                                self.plan.configuration, normalization)
         return PreparedCase(data, CaseProperties(case_id, geometry, box, shape, modalities))
 
     def predict_probabilities(self, prepared: PreparedCase,
@@ -226,14 +226,14 @@ class SegmentationModel:
         if len(channels) != self.num_channels:
             raise DatasetError(f"expected {self.num_channels} channel image(s), got "
                                f"{len(channels)}.")
-        geometries = [Geometry.of(image) if image.GetDimension() == 3 else None
-                      for image in channels]
-        if any(g is None for g in geometries) or any(
-                geometries[0].mismatch(g) for g in geometries[1:]):  # type: ignore[union-attr,arg-type]
-            raise DatasetError("every channel image must be 3D and on the same grid (size, "
-                               "spacing, origin, direction); resample them onto channel 0.")
+        if any(image.GetDimension() != 3 for image in channels):
+            raise DatasetError("every channel image must be 3D; split 4D series into one image "
+                               "per channel.")
+        geometries = [Geometry.of(image) for image in channels]
         geometry = geometries[0]
-        assert geometry is not None
+        if any(geometry.mismatch(other) for other in geometries[1:]):
+            raise DatasetError("every channel image must be on the same grid (size, spacing, "
+                               "origin, direction); resample them onto channel 0.")
         array = check_images(np.stack([sitk.GetArrayViewFromImage(c) for c in channels]),
                              self.num_channels, "images")
         prepared = self.prepare(array, geometry, "image", channel_names)

@@ -126,9 +126,9 @@ def read_image(path: Path, dtype: type | None = np.float32) -> tuple[np.ndarray,
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise DatasetError(f"{path} has {image.GetNumberOfComponentsPerPixel()} components per "
                            "voxel (RGB or vector image); save each channel as its own scalar file.")
-    array = sitk.GetArrayFromImage(image)
-    if dtype is not None:
-        array = array.astype(dtype, copy=False)
+    view = sitk.GetArrayViewFromImage(image)  # no copy: convert (or copy) once, below
+    array = view.astype(dtype) if dtype is not None and view.dtype != dtype else np.array(view)
+    del view
     return array, Geometry.of(image)
 
 

@@ -69,24 +69,52 @@ def sample_class_locations(seg: np.ndarray, classes: list[int], seed: int
     return result
 
 
-def preprocess_arrays(images: np.ndarray, label: np.ndarray | None, geometry: Geometry,
-                      configuration: ConfigurationPlan,
+@dataclass
+class RawArrays:
+    """The raw arrays of one case, handed over to :func:`preprocess_arrays`.
+
+    Preprocessing takes ownership and clears each field once it is no longer needed: a 512^3 CT
+    in float32 is half a gigabyte, and a caller's reference would keep it alive through the
+    label resampling, where the peak memory of a worker is reached.
+    """
+
+    images: np.ndarray | None  # (C, z, y, x)
+    label: np.ndarray | None = None  # (z, y, x) integer
+
+    def take_images(self) -> np.ndarray:
+        images, self.images = self.images, None
+        if images is None:
+            raise ValueError("the images were already consumed")
+        return images
+
+    def take_label(self) -> np.ndarray | None:
+        label, self.label = self.label, None
+        return label
+
+
+def preprocess_arrays(raw: RawArrays, geometry: Geometry, configuration: ConfigurationPlan,
                       normalization: list[NormalizationPlan]
                       ) -> tuple[np.ndarray, np.ndarray | None, BBox, tuple[int, int, int]]:
-    """Crop, normalise and resample (C, z, y, x) ``images`` (and ``label``) of one case.
+    """Crop, normalise and resample the images (and label) of one case; ``raw`` is emptied.
 
     Returns:
         The float32 data, the resampled label (or None), the crop box and the resampled shape.
     """
+    images = raw.take_images()
     mask = nonzero_mask(images)
     box = bbox_of(mask)
     data = np.ascontiguousarray(crop(images, box), dtype=np.float32)
+    del images
     data = normalize(data, normalization, crop(mask, box))
+    del mask
     spacing = geometry.spacing_zyx
     new_shape = shape_for_spacing(data.shape[1:], spacing, configuration.spacing)
     axis = low_resolution_axis(spacing, configuration.spacing)
     data = resample_image(data, new_shape, axis, configuration.resampling.image_order)
+    label = raw.take_label()
     seg = None
     if label is not None:
-        seg = resample_label(np.ascontiguousarray(crop(label, box)), new_shape, axis)
+        cropped = np.ascontiguousarray(crop(label, box))
+        del label
+        seg = resample_label(cropped, new_shape, axis)
     return data, seg, box, new_shape

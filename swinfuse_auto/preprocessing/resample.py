@@ -13,10 +13,12 @@ nearest neighbour and only the in-plane axes are interpolated.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+if TYPE_CHECKING:  # imported on first use: the planning parent process never needs torch
+    import torch
 
 Shape3D = tuple[int, int, int]
 
@@ -43,6 +45,8 @@ def low_resolution_axis(spacing: Sequence[float], target_spacing: Sequence[float
 def _interpolate(volume: torch.Tensor, new_shape: Shape3D, separate_axis: int | None,
                  linear: bool) -> torch.Tensor:
     """Resample a (N, C, z, y, x) float tensor; ``separate_axis`` gets nearest neighbour."""
+    import torch.nn.functional as F
+
     if not linear:
         return F.interpolate(volume, size=new_shape, mode="nearest-exact")
     if separate_axis is None:
@@ -62,6 +66,8 @@ def resample_image(images: np.ndarray, new_shape: Shape3D, separate_axis: int | 
     """Resample (C, z, y, x) images to ``new_shape``; order 1 (linear) or 0 (nearest)."""
     if tuple(images.shape[1:]) == tuple(new_shape):
         return images.astype(np.float32, copy=False)
+    import torch
+
     with torch.no_grad():
         tensor = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))[None]
         out = _interpolate(tensor, new_shape, separate_axis, linear=order > 0)
@@ -69,22 +75,54 @@ def resample_image(images: np.ndarray, new_shape: Shape3D, separate_axis: int | 
 
 
 def resample_label(label: np.ndarray, new_shape: Shape3D, separate_axis: int | None = None,
-                   classes: Sequence[int] | None = None) -> np.ndarray:
+                   classes: Sequence[int] | None = None, slab: int = 16) -> np.ndarray:
     """Resample an integer (z, y, x) label map by linear interpolation of each class's mask.
 
-    Negative values (ignore / outside-mask) are treated as one more class and survive.
+    Negative values (ignore / outside-mask) are treated as one more class and survive. With a
+    separate (nearest-neighbour) axis every output slice along it comes from one input slice,
+    so the work goes ``slab`` slices at a time: the same result, with temporaries of a slab
+    instead of the volume (this is where a preprocessing worker's memory peaked).
     """
     if tuple(label.shape) == tuple(new_shape):
         return label
+    import torch
+
     values = sorted(int(v) for v in (classes if classes is not None else np.unique(label)))
-    best_score = torch.full(new_shape, -1.0)
-    best_value = torch.zeros(new_shape, dtype=torch.int16)
-    source = torch.from_numpy(np.array(label, copy=True))  # writable, contiguous
+    if separate_axis is None:
+        source = torch.from_numpy(np.array(label, dtype=np.int16))[None]  # writable copy
+        return _label_argmax(source, tuple(new_shape), values)[0].numpy().astype(label.dtype)
+    moved = np.moveaxis(label, separate_axis, 0)
+    out_shape = (new_shape[separate_axis],) + tuple(
+        n for a, n in enumerate(new_shape) if a != separate_axis)
+    count_in, count_out = moved.shape[0], out_shape[0]
+    rows = ((np.arange(count_out) + 0.5) * (count_in / count_out)).astype(int)  # nearest-exact
+    rows = np.minimum(rows, count_in - 1)
+    out = np.empty(out_shape, dtype=np.int16)
+    for start in range(0, count_out, slab):
+        block = torch.from_numpy(np.array(moved[rows[start:start + slab]], dtype=np.int16))
+        out[start:start + len(block)] = _label_argmax(block, out_shape[1:], values).numpy()
+    return np.moveaxis(out, 0, separate_axis).astype(label.dtype)
+
+
+def _label_argmax(block: torch.Tensor, shape: tuple[int, ...], values: list[int]
+                  ) -> torch.Tensor:
+    """Running arg-max over the classes' linearly interpolated masks, updated in place.
+
+    ``block`` is (k, *in_shape): k volumes resampled trilinearly when ``shape`` is 3D, or k
+    slices resampled bilinearly when it is 2D.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    mode = "trilinear" if len(shape) == 3 else "bilinear"
+    best_score = torch.full((block.shape[0], *shape), -1.0)
+    best_value = torch.zeros((block.shape[0], *shape), dtype=torch.int16)
     with torch.no_grad():
         for value in values:
-            mask = (source == value).to(torch.float32)[None, None]
-            score = _interpolate(mask, new_shape, separate_axis, linear=True)[0, 0]
+            mask = (block == value).to(torch.float32)[:, None]
+            score = F.interpolate(mask, size=shape, mode=mode, align_corners=False)[:, 0]
+            del mask
             better = score > best_score
-            best_score = torch.where(better, score, best_score)
-            best_value[better] = value
-    return best_value.numpy().astype(label.dtype, copy=False)
+            torch.maximum(best_score, score, out=best_score)
+            best_value.masked_fill_(better, value)
+    return best_value

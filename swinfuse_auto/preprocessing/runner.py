@@ -13,7 +13,7 @@ from swinfuse_auto.fingerprint.case_stats import read_case
 from swinfuse_auto.parallel import parallel_map
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.cache import LABELLED_FOLDER, UNLABELLED_FOLDER, CaseStore
-from swinfuse_auto.preprocessing.case import (CaseProperties, preprocess_arrays,
+from swinfuse_auto.preprocessing.case import (CaseProperties, RawArrays, preprocess_arrays,
                                               sample_class_locations)
 from swinfuse_auto.preprocessing.normalize import NormalizationPlan
 
@@ -44,7 +44,9 @@ def normalization_for(plan: Plan, spec: DatasetSpec, modalities: tuple[str, ...]
 def _preprocess_one(job: _Job) -> str:
     case = job.case
     images, label, geometry = read_case(case)
-    data, seg, box, shape = preprocess_arrays(images, label, geometry, job.plan.configuration,
+    raw = RawArrays(images, label)
+    del images, label  # preprocess_arrays frees them as soon as each is used
+    data, seg, box, shape = preprocess_arrays(raw, geometry, job.plan.configuration,
                                               list(job.normalization))
     locations = sample_class_locations(seg, list(job.foreground), seed=zlib.crc32(case.case_id.encode())) \
         if seg is not None else {}
