@@ -84,6 +84,8 @@ class _ProgressBars:
         self.current: tqdm | None = None
 
     def case_started(self, case_id: str) -> None:
+        if self.current is not None:  # the previous case's outcome comes after its write
+            self.current.close()
         self.current = tqdm(desc=case_id, unit="window", position=1, leave=False)
 
     def windows(self, done: int, total: int) -> None:
@@ -93,9 +95,6 @@ class _ProgressBars:
             self.current.refresh()
 
     def case_finished(self, outcome: CaseOutcome) -> None:
-        if self.current is not None:
-            self.current.close()
-            self.current = None
         if outcome.status == FAILED:
             tqdm.write(f"FAILED {outcome.case_id}: {outcome.message}")
         self.cases.update()

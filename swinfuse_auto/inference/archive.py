@@ -149,7 +149,8 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise CheckpointError(f"{path} is not a readable model archive ({exc}). It is truncated "
-                              "or corrupt: copy it again, or re-create it with export_model.") from None
+                              "or corrupt: copy it again, or re-create it with export_model."
+                              ) from None
 
 
 def _read_manifest(path: Path, archive: zipfile.ZipFile) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import torch
 
 from swinfuse_auto.errors import SwinfuseError
 from swinfuse_auto.inference.input_cases import InputCase, read_input_case
@@ -118,8 +119,8 @@ def _write_segmentation(model: SegmentationModel, labels: np.ndarray, geometry: 
     return time.perf_counter() - started
 
 
-def _write_probabilities(model: SegmentationModel, probabilities: Any, prepared: PreparedCase,
-                         npy_path: Path, json_path: Path) -> None:
+def _write_probabilities(model: SegmentationModel, probabilities: torch.Tensor,
+                         prepared: PreparedCase, npy_path: Path, json_path: Path) -> None:
     shape = (model.num_classes, *prepared.properties.geometry.shape_zyx)
     with atomic_path(npy_path) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)

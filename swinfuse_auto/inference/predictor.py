@@ -71,9 +71,10 @@ def _fold_sort_key(name: str) -> tuple[int, int]:
 
 def trained_folds(model_dir: Path) -> list[str]:
     """Folds of ``model_dir`` that finished training (their ``checkpoint_final.pt`` exists)."""
-    folds = [m[1] for p in Path(model_dir).iterdir() if p.is_dir()
-             if (m := _FOLD_DIR.match(p.name)) and (p / FINAL_CHECKPOINT).is_file()] \
-        if Path(model_dir).is_dir() else []
+    if not Path(model_dir).is_dir():
+        return []
+    folds = [match[1] for path in Path(model_dir).iterdir()
+             if (match := _FOLD_DIR.match(path.name)) and (path / FINAL_CHECKPOINT).is_file()]
     return sorted(folds, key=_fold_sort_key)
 
 
@@ -122,6 +123,7 @@ def _check_same_model(models: Sequence[FoldModel]) -> None:
 
 
 def _network_predictor(network: nn.Module, device: torch.device) -> Predictor:
+    """The network under bf16 autocast on GPUs that support it (as in training), fp32 on CPU."""
     dtype = autocast_dtype(device)
 
     def predict(batch: torch.Tensor) -> torch.Tensor:

@@ -58,9 +58,10 @@ def untrained_plan(dataset_json: dict[str, Any], spacing: tuple[float, float, fl
                                "num_classes": spec.num_classes, "feature_size": 12,
                                **(architecture or {})})
     norms = [_normalization(m.value) for m in spec.modalities]
-    configuration = ConfigurationPlan("3d_fullres", tuple(spacing),  # type: ignore[arg-type]
-                                      tuple(patch_size), tuple(patch_size),  # type: ignore[arg-type]
-                                      1, norms)
+    patch = tuple(int(p) for p in patch_size)
+    configuration = ConfigurationPlan(
+        "3d_fullres", tuple(float(s) for s in spacing), patch, patch,  # type: ignore[arg-type]
+        1, norms)
     pretraining = PretrainingPlan(1, 1, modality_normalization={
         m.value: _normalization(m.value) for m in Modality})
     plan = Plan(SCHEMA_VERSION, str(dataset_json.get("name", "untrained")), UNTRAINED,
