@@ -1,25 +1,32 @@
 """Measure the Swin-DIM UNETR's training-step memory and time and fit the planner's cost model.
 
-    .bench-venv/bin/python benchmarks/measure_cost_model.py [--quick]
+    .bench-venv/bin/python benchmarks/measure_cost_model.py [--quick] [--save points.json]
 
 Every point runs in a fresh subprocess (see ``backbone.worker``): float32 on the CPU, AdamW,
 cross-entropy, one warm-up step then timed steps; memory is the peak RSS increase over the RSS
 after imports. The fitted constants are printed as Python to paste into
 ``swinfuse_auto/networks/cost_model.py``:
 
-* memory: ``peak = c0 + 16 * params + c1 * B*V*F + c2 * B*V*(in + classes)`` with V voxels per
-  crop, F the feature size, and 16 bytes per parameter for weights, gradients and AdamW's two
-  moments (known, not fitted);
+* memory: ``peak = c0 + 16 * params + c1 * B*V*F + c2 * B*V + 16 * B*V*(in + classes)`` with V
+  voxels per crop and F the feature size; 16 bytes per parameter (weights, gradients, AdamW's two
+  moments) and 16 bytes per voxel and input/output channel (input, logits, softmax and its
+  gradient) are known, not fitted (the 4-in/8-class point checks the latter);
 * time: ``t = a0 + a1 * B*V*F + a2 * B*V*F^2`` (the first term covers token-wise and attention
   work linear in the channels, the second the convolutions and linear layers), fitted with
   non-negative least squares.
+
+On a machine shared with other jobs each point first waits for the CPU to be quiet and is retried
+when the CPU pressure (Linux PSI) rose during it; points still contended are kept for memory
+(which contention does not change) but left out of the time fit, and marked in the output.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import platform
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -77,20 +84,50 @@ def measure(points: list[tuple[int, tuple[int, int, int], int, int, int]], max_p
     return results
 
 
-def fit(results: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-    """Memory coefficients (c0, c1, c2) and time coefficients (a0, a1, a2)."""
+def fit(results: list[dict[str, Any]], psi_limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """Memory coefficients (c0, c1, c2) from every point; time coefficients (a0, a1, a2) from
+    the points whose CPU pressure stayed at or below ``psi_limit`` (contended timings lie)."""
     bv = np.array([r["batch"] * np.prod(r["shape"]) for r in results], dtype=float)
     fs = np.array([r["feature_size"] for r in results], dtype=float)
     chans = np.array([r["in_channels"] + r["num_classes"] for r in results], dtype=float)
     params = np.array([r["params"] for r in results], dtype=float)
     peak = np.array([r["peak_bytes"] for r in results], dtype=float)
     step = np.array([r["step"] for r in results], dtype=float)
-    mem_design = np.stack([np.ones_like(bv), bv * fs, bv * chans], axis=1)
-    mem, _ = nnls(mem_design, peak - 16 * params)
-    time_design = np.stack([np.ones_like(bv), bv * fs, bv * fs ** 2], axis=1)
+    clean = np.array([r["psi"][1] <= psi_limit for r in results])
+    mem_design = np.stack([np.ones_like(bv), bv * fs, bv], axis=1)
+    mem, _ = nnls(mem_design, peak - 16 * params - 16 * bv * chans)
+    time_design = np.stack([np.ones_like(bv), bv * fs, bv * fs ** 2], axis=1)[clean]
     scale = time_design.max(axis=0)  # nnls is better conditioned on unit-scaled columns
-    coef, _ = nnls(time_design / scale, step)
+    coef, _ = nnls(time_design / scale, step[clean])
     return mem, coef / scale
+
+
+def report(results: list[dict[str, Any]], psi_limit: float) -> None:
+    """Print the constants, the measurement table as Python, and model vs measurement."""
+    mem, coef = fit(results, psi_limit)
+    print("\n# fitted (paste into swinfuse_auto/networks/cost_model.py)")
+    for name, value in (("MEMORY_CONSTANT_BYTES", mem[0]),
+                        ("MEMORY_BYTES_PER_VOXEL_FEATURE", mem[1]),
+                        ("MEMORY_BYTES_PER_VOXEL", mem[2]),
+                        ("STEP_SECONDS_CONSTANT", coef[0]),
+                        ("STEP_SECONDS_PER_VOXEL_FEATURE", coef[1]),
+                        ("STEP_SECONDS_PER_VOXEL_FEATURE2", coef[2])):
+        print(f"{name} = {value:.4g}")
+    print("MEASUREMENTS = (")
+    for r in results:
+        print(f"    ({r['feature_size']}, {tuple(r['shape'])}, {r['batch']}, {r['in_channels']}, "
+              f"{r['num_classes']}, {r['peak_bytes']:.4g}, {r['step']:.3g}, {r['psi'][1]:.0f}),")
+    print(")\n\n# fit check: measured vs model (* = contended, left out of the time fit)")
+    for r in results:
+        bv = r["batch"] * np.prod(r["shape"])
+        f = r["feature_size"]
+        mem_model = (mem[0] + 16 * r["params"] + mem[1] * bv * f + mem[2] * bv
+                     + 16 * bv * (r["in_channels"] + r["num_classes"]))
+        t_model = coef[0] + coef[1] * bv * f + coef[2] * bv * f ** 2
+        flag = "*" if r["psi"][1] > psi_limit else " "
+        print(f"F{f:<3}{str(tuple(r['shape'])):>14} B{r['batch']} in{r['in_channels']} "
+              f"cls{r['num_classes']}  mem {r['peak_bytes'] / 1e9:.2f} vs {mem_model / 1e9:.2f} GB"
+              f"  time {r['step']:.2f}{flag} vs {t_model:.2f} s")
 
 
 def main() -> None:
@@ -98,27 +135,25 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="5 small points (about 1 minute)")
     parser.add_argument("--max-pressure", type=float, default=20.0,
                         help="wait before each point until CPU pressure (%%) is below this")
+    parser.add_argument("--time-psi-limit", type=float, default=50.0,
+                        help="leave points with more CPU pressure than this out of the time fit")
+    parser.add_argument("--features", type=int, nargs="+",
+                        help="measure only the points of these feature sizes (to redo some)")
+    parser.add_argument("--save", type=Path, help="write the raw measurements to this JSON file")
+    parser.add_argument("--load", type=Path, nargs="+",
+                        help="fit saved measurements (files concatenated) instead of measuring")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{platform.processor() or platform.machine()}, {datetime.date.today()}")
-    results = measure(QUICK_POINTS if args.quick else FULL_POINTS, args.max_pressure)
-    mem, coef = fit(results)
-    print("\n# fitted (paste into swinfuse_auto/networks/cost_model.py)")
-    print(f"MEMORY_CONSTANT_BYTES = {mem[0]:.4g}")
-    print(f"MEMORY_BYTES_PER_VOXEL_FEATURE = {mem[1]:.4g}")
-    print(f"MEMORY_BYTES_PER_VOXEL_CHANNEL = {mem[2]:.4g}")
-    print(f"STEP_SECONDS_CONSTANT = {coef[0]:.4g}")
-    print(f"STEP_SECONDS_PER_VOXEL_FEATURE = {coef[1]:.4g}")
-    print(f"STEP_SECONDS_PER_VOXEL_FEATURE2 = {coef[2]:.4g}")
-    print("\n# fit check: measured vs model")
-    for r in results:
-        bv = r["batch"] * np.prod(r["shape"])
-        mem_model = (mem[0] + 16 * r["params"] + mem[1] * bv * r["feature_size"]
-                     + mem[2] * bv * (r["in_channels"] + r["num_classes"]))
-        t_model = coef[0] + coef[1] * bv * r["feature_size"] + coef[2] * bv * r["feature_size"] ** 2
-        print(f"F{r['feature_size']:<3} {str(tuple(r['shape'])):>14} B{r['batch']} "
-              f"mem {r['peak_bytes'] / 1e9:.2f} vs {mem_model / 1e9:.2f} GB, "
-              f"time {r['step']:.2f} vs {t_model:.2f} s")
+    if args.load:
+        results = [r for path in args.load for r in json.loads(path.read_text())]
+    else:
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+              f"{platform.processor() or platform.machine()}, {datetime.date.today()}")
+        points = [p for p in (QUICK_POINTS if args.quick else FULL_POINTS)
+                  if not args.features or p[0] in args.features]
+        results = measure(points, args.max_pressure)
+        if args.save:
+            args.save.write_text(json.dumps(results, indent=1))
+    report(results, args.time_psi_limit)
 
 
 if __name__ == "__main__":

@@ -45,19 +45,20 @@ def _encoder_tensors(path: Path) -> dict[str, torch.Tensor]:
 def test_losses_decrease_and_density_matching_pulls_ct_and_mr_together(
         tiny_roots: dict[str, str], tmp_path: Path) -> None:
     runs = {}
-    for weight in (1.0, 0.0):
-        trainer = _trainer(tiny_roots, tmp_path / str(weight), 24, 8, density_weight=weight)
+    # the recipe's weight (0.1); at 1.0 the embeddings collapse and NT-Xent stays at chance
+    for weight in (0.1, 0.0):
+        trainer = _trainer(tiny_roots, tmp_path / str(weight), 16, 8, density_weight=weight)
         trainer.run()
         runs[weight] = trainer
-    history = runs[1.0].last_history
+    history = runs[0.1].last_history
     first, last = history[0], history[-1]
     for part in ("inpainting", "rotation", "contrastive", "density_matching", "loss"):
         assert last[part] < first[part], f"{part}: {first[part]:.4f} -> {last[part]:.4f}"
-    pool = build_pool(runs[1.0].stores)
-    crops, codes = fixed_crops(pool, runs[1.0].plan.configuration.patch_size, per_modality=4)
+    pool = build_pool(runs[0.1].stores)
+    crops, codes = fixed_crops(pool, runs[0.1].plan.configuration.patch_size, per_modality=4)
     divergence = {w: modality_divergence(load_encoder_network(t.output_dir / ENCODER_FILE),
                                          crops, codes) for w, t in runs.items()}
-    assert divergence[1.0] < divergence[0.0], divergence
+    assert divergence[0.1] < divergence[0.0], divergence
 
 
 def test_resumed_pretraining_equals_uninterrupted(tiny_roots: dict[str, str],

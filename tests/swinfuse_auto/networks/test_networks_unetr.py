@@ -11,6 +11,7 @@ from swinfuse_auto.networks import (NETWORKS, SwinArchitecture, build_network,
 from swinfuse_auto.networks.dim import DomainInvarianceModule
 
 SHAPE = (32, 64, 32)
+LIGHT = {"feature_size": 4, "num_heads": (1, 2, 2, 4)}  # attention cost grows with heads, not F
 
 
 def _wake_dim(model: torch.nn.Module) -> None:
@@ -26,7 +27,7 @@ def _wake_dim(model: torch.nn.Module) -> None:
 @pytest.mark.parametrize("name", ["swin_dim_unetr", "swin_dim_pretraining"])
 def test_every_registered_network_trains_all_parameters(name: str) -> None:
     torch.manual_seed(0)
-    model = build_network(name, SwinArchitecture(2, 3, feature_size=6))
+    model = build_network(name, SwinArchitecture(2, 3, **LIGHT))
     _wake_dim(model)
     out = model(torch.randn(1, 2, *SHAPE))
     tensors = [out] if isinstance(out, torch.Tensor) else list(vars(out).values())
@@ -39,28 +40,27 @@ def test_every_registered_network_trains_all_parameters(name: str) -> None:
 
 def test_segmentation_logits_at_input_resolution_with_deep_supervision() -> None:
     torch.manual_seed(0)
-    model = build_segmentation_network(SwinArchitecture(1, 4, feature_size=6),
-                                       deep_supervision=True)
+    model = build_segmentation_network(SwinArchitecture(1, 4, **LIGHT), deep_supervision=True)
     with torch.no_grad():
         outs = model(torch.randn(2, 1, *SHAPE))
         assert [tuple(o.shape) for o in outs] == [
             (2, 4) + tuple(s // f for s in SHAPE) for f in (1, 2, 4, 8)]
         model.deep_supervision = False
         assert model(torch.randn(1, 1, *SHAPE)).shape == (1, 4) + SHAPE
-    plain = build_segmentation_network(SwinArchitecture(1, 4, feature_size=6))
+    plain = build_segmentation_network(SwinArchitecture(1, 4, **LIGHT))
     with pytest.raises(ConfigError, match="without deep-supervision heads"):
         plain.deep_supervision = True
 
 
 def test_pretraining_outputs() -> None:
     torch.manual_seed(0)
-    model = build_pretraining_model(SwinArchitecture(1, 2, feature_size=6))
+    model = build_pretraining_model(SwinArchitecture(1, 2, **LIGHT))
     with torch.no_grad():
         out = model(torch.randn(2, 1, *SHAPE), torch.randn(2, 1, *SHAPE))
     assert out.rotation_logits.shape == (4, 4)
     assert out.contrastive.shape == (4, 512)
     assert out.reconstruction.shape == (4, 1) + SHAPE
-    assert out.embedding.shape == (4, 6 * 16)
+    assert out.embedding.shape == (4, 4 * 16)
 
 
 def test_registry_lookup_suggests_names() -> None:
