@@ -7,6 +7,7 @@ Each worker is limited to one intra-op thread: N processes x N BLAS threads on N
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import sys
@@ -26,6 +27,18 @@ def _limit_threads() -> None:
     torch = sys.modules.get("torch")  # if not imported yet, it reads OMP_NUM_THREADS when it is
     if torch is not None:
         torch.set_num_threads(1)
+
+
+def release_freed_memory() -> None:
+    """Give memory freed by numpy and torch back to the OS; glibc otherwise keeps it in the heap.
+
+    Called after each case in a worker, so that one large case does not raise the worker's
+    footprint for all later ones (~0.15 GiB per worker on 512 x 512 x 150 CT).
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to give back this way
+        pass
 
 
 def imap_unordered(func: Callable[[T], R], items: Sequence[T], num_processes: int = 1,

@@ -11,7 +11,7 @@ from swinfuse_auto.dataset.cases import Case, training_cases
 from swinfuse_auto.dataset.spec import DatasetSpec
 from swinfuse_auto.fingerprint.case_stats import CaseFingerprint, fingerprint_case
 from swinfuse_auto.io.atomic import read_json, write_json
-from swinfuse_auto.parallel import parallel_map
+from swinfuse_auto.parallel import parallel_map, release_freed_memory
 
 FINGERPRINT_VERSION = 1
 #: Total foreground intensities sampled per channel over the whole dataset (nnU-Net uses 1e8;
@@ -81,7 +81,9 @@ class DatasetFingerprint:
 
 def _fingerprint_one(args: tuple[Case, int, int]) -> tuple[CaseFingerprint, np.ndarray]:
     case, num_samples, seed = args
-    return fingerprint_case(case, num_samples, seed)
+    result = fingerprint_case(case, num_samples, seed)
+    release_freed_memory()
+    return result
 
 
 def compute_fingerprint(raw_dir: Path, spec: DatasetSpec, num_processes: int = 1,

@@ -86,6 +86,7 @@ def resample_label(label: np.ndarray, new_shape: Shape3D, separate_axis: int | N
     if tuple(label.shape) == tuple(new_shape):
         return label
     import torch
+    import torch.nn.functional as F
 
     values = sorted(int(v) for v in (classes if classes is not None else np.unique(label)))
     if separate_axis is None:
@@ -95,8 +96,9 @@ def resample_label(label: np.ndarray, new_shape: Shape3D, separate_axis: int | N
     out_shape = (new_shape[separate_axis],) + tuple(
         n for a, n in enumerate(new_shape) if a != separate_axis)
     count_in, count_out = moved.shape[0], out_shape[0]
-    rows = ((np.arange(count_out) + 0.5) * (count_in / count_out)).astype(int)  # nearest-exact
-    rows = np.minimum(rows, count_in - 1)
+    ramp = torch.arange(count_in, dtype=torch.float32)[None, None, :, None, None]
+    rows = F.interpolate(ramp, size=(count_out, 1, 1), mode="nearest-exact").long().flatten()
+    rows = rows.numpy()  # torch's own nearest-exact rows (float32), the ones resample_image takes
     out = np.empty(out_shape, dtype=np.int16)
     for start in range(0, count_out, slab):
         block = torch.from_numpy(np.array(moved[rows[start:start + slab]], dtype=np.int16))

@@ -10,7 +10,7 @@ from pathlib import Path
 from swinfuse_auto.dataset.cases import Case, held_out_cases, training_cases
 from swinfuse_auto.dataset.spec import DatasetSpec
 from swinfuse_auto.fingerprint.case_stats import read_case
-from swinfuse_auto.parallel import parallel_map
+from swinfuse_auto.parallel import parallel_map, release_freed_memory
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.cache import LABELLED_FOLDER, UNLABELLED_FOLDER, CaseStore
 from swinfuse_auto.preprocessing.case import (CaseProperties, RawArrays, preprocess_arrays,
@@ -52,6 +52,8 @@ def _preprocess_one(job: _Job) -> str:
         if seg is not None else {}
     properties = CaseProperties(case.case_id, geometry, box, shape, job.modalities, locations)
     job.store.write(properties, data, seg, job.plan.digest())
+    del data, seg
+    release_freed_memory()
     return case.case_id
 
 
