@@ -2,13 +2,17 @@
 
 Run with the benchmark environment (MONAI is never a dependency of swinfuse_auto)::
 
-    .bench-venv/bin/python benchmarks/backbone.py [--features 12 24] [--size 64] [--device auto]
+    .bench-venv/bin/python benchmarks/backbone.py [--features 12 24] [--size 64 64 64]
 
-Peak memory is measured per configuration in a fresh subprocess (peak RSS increase over the RSS
+Peak memory is measured per configuration in fresh subprocesses (peak RSS increase over the RSS
 after imports on a CPU, ``torch.cuda.max_memory_allocated`` on a GPU), so configurations cannot
-pollute each other. Step times are measured in this process with the configurations interleaved
-round by round, so that load from other processes on a shared machine hits all of them alike;
-the table reports the median (and the minimum) over the rounds.
+pollute each other; glibc's allocator makes a CPU peak vary by up to ~30% between identical runs,
+so each is measured twice and the table shows the lower and the higher figure. Step times are
+measured in this process with the configurations interleaved round by round, so that load from
+other processes on a shared machine hits all of them alike; the table reports the median (and
+the minimum) over the rounds, and the CPU pressure (Linux PSI: share of time another task waited
+for a CPU) before and after, to show how contended they were. ``--device cuda`` (or ``auto`` on
+a machine with a GPU) repeats the comparison on the GPU with bf16 autocast.
 
 Targets: ours without DIM <= 1.0x MONAI's step time; DIM <= 1.15x time and <= 1.10x parameters.
 """
@@ -176,22 +180,26 @@ def report(device: str, feature_size: int, args: argparse.Namespace) -> None:
     """Measure and print one table (three models at one feature size) with its ratios."""
     configs = [{"kind": k, "feature_size": feature_size, "shape": args.size,
                 "batch": args.batch, "device": device, "warmup": 1, "steps": 1} for k in KINDS]
-    isolated = [run_isolated(c) for c in configs]
+    repeats = 2 if device == "cpu" else 1
+    isolated = [[run_isolated(c) for _ in range(repeats)] for c in configs]
+    before = cpu_pressure()
     times = interleaved_times(configs, args.rounds, args.warmup)
     med = {c["kind"]: statistics.median(t) for c, t in zip(configs, times)}
-    print(f"\n{device}, feature size {feature_size}:")
+    print(f"\n{device}, feature size {feature_size} (CPU pressure {before:.0f}% before, "
+          f"{cpu_pressure():.0f}% after the timing):")
     print(f"  {'model':<18}{'params':>12}{'step med (s)':>14}{'step min (s)':>14}"
-          f"{'peak (GB)':>11}")
-    for c, r, t in zip(configs, isolated, times):
-        print(f"  {LABELS[c['kind']]:<18}{r['params']:>12,}{med[c['kind']]:>14.3f}"
-              f"{min(t):>14.3f}{r['peak_bytes'] / 1e9:>11.2f}")
-    params = {r["kind"]: r["params"] for r in isolated}
-    peaks = {r["kind"]: r["peak_bytes"] for r in isolated}
+          f"{'peak (GB), 2 runs':>19}")
+    for c, runs, t in zip(configs, isolated, times):
+        peaks = sorted(r["peak_bytes"] / 1e9 for r in runs)
+        print(f"  {LABELS[c['kind']]:<18}{runs[0]['params']:>12,}{med[c['kind']]:>14.3f}"
+              f"{min(t):>14.3f}{' / '.join(f'{p:.2f}' for p in peaks):>19}")
+    params = {runs[0]["kind"]: runs[0]["params"] for runs in isolated}
+    peaks = {runs[0]["kind"]: min(r["peak_bytes"] for r in runs) for runs in isolated}
     print(f"  ours (no DIM) / MONAI: time {med['none'] / med['monai']:.2f}x (target <= 1.00), "
-          f"peak memory {peaks['none'] / peaks['monai']:.2f}x")
+          f"lower peak memory {peaks['none'] / peaks['monai']:.2f}x")
     print(f"  DIM / no DIM: time {med['swin_dim'] / med['none']:.2f}x (target <= 1.15), "
           f"params {params['swin_dim'] / params['none']:.4f}x (target <= 1.10), "
-          f"peak memory {peaks['swin_dim'] / peaks['none']:.2f}x")
+          f"lower peak memory {peaks['swin_dim'] / peaks['none']:.2f}x")
 
 
 if __name__ == "__main__":
