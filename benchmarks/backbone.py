@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -96,9 +95,18 @@ def wait_for_quiet(max_pressure: float, timeout: float = 300.0) -> float:
     return pressure
 
 
-def _current_rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
+def _status_bytes(field: str) -> int:
+    """A ``/proc/self/status`` memory field (VmRSS, VmHWM) in bytes.
+
+    VmHWM, the peak RSS of this process's own address space, is used instead of
+    ``getrusage().ru_maxrss``: Linux carries ru_maxrss across fork and exec, so a child started
+    by a big parent would report the parent's RSS as its own peak.
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not found in /proc/self/status")
 
 
 def worker(config: dict[str, Any]) -> dict[str, Any]:
@@ -108,7 +116,7 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
         import monai.networks.nets  # noqa: F401  (import cost out of the baseline)
     else:
         import swinfuse_auto.networks.unetr  # noqa: F401
-    baseline = _current_rss()
+    baseline = _status_bytes("VmRSS")
     stepper = Stepper(config["kind"], config["feature_size"], tuple(config["shape"]),
                       config["batch"], device, config.get("in_channels", 1),
                       config.get("num_classes", 2))
@@ -124,7 +132,7 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
     if device == "cuda":
         peak = torch.cuda.max_memory_allocated()
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline
+        peak = _status_bytes("VmHWM") - baseline
     params = sum(p.numel() for p in stepper.model.parameters())
     return {**config, "params": params, "peak_bytes": peak, "step_seconds": times,
             "cpu_seconds": cpu}

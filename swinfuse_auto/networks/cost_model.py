@@ -3,10 +3,10 @@
 The planner fits patch and batch size to a memory budget (and, on a CPU, to a time budget) with
 these functions instead of a proxy. They are pure arithmetic, without torch, so planning stays
 fast. Constants come from ``benchmarks/measure_cost_model.py`` (fresh process per point, float32,
-CPU, AdamW, peak RSS increase over the RSS after imports):
+CPU, AdamW, peak RSS (VmHWM) increase over the RSS after imports):
 
-* measured 2026-11-27 on a 2-core AMD EPYC virtual machine (23 GB, shared with other jobs),
-  torch 2.13.0+cpu, 2 threads;
+* measured 2026-11-27 on a 2-core AMD EPYC virtual machine (23 GB, shared with other jobs; every
+  point below ran while the CPU was otherwise idle), torch 2.13.0+cpu, 2 threads;
 * points: feature sizes 12 / 24 / 48 x crops 32x64x64, 64^3, 96^3 at batch 1, plus batch 2 and
   4 input / 8 output channels at feature 12, 64^3 (table in :data:`MEASUREMENTS`);
 * memory ``c0 + 16 * params + c1 * B*V*F + c2 * B*V + 16 * B*V*(in + classes)``: 16 bytes per
@@ -14,13 +14,12 @@ CPU, AdamW, peak RSS increase over the RSS after imports):
   (input, logits, softmax and its gradient) are known rather than fitted; ``c1`` covers the
   feature maps of encoder and decoder, ``c2`` the window-attention probabilities kept for the
   backward pass, whose size depends on the heads (fixed per stage) and not on F;
-* CPU time ``a0 + a1 * B*V*F + a2 * B*V*F^2``, non-negative least squares, on the points that
-  other jobs did not slow down (CPU pressure <= 50%); a2 came out 0: at F <= 24 the step is
-  memory-bound, not FLOP-bound.
+* CPU time ``a0 + a1 * B*V*F + a2 * B*V*F^2``, non-negative least squares (a0 came out 0).
 
-Memory fits every measured point within -13% / +8%. Time fits the clean points (F 12 and 24)
-within -26% / +27%; every F = 48 timing was contended, so CPU times at F = 48 are extrapolated
-(the planner uses F = 12 on a CPU).
+Memory fits every measured point within -10% / +7%, time within -19% / +40% (the model
+underestimates F = 12 steps by up to a fifth and overestimates small F = 48 crops). Batch and
+channel counts enter only through B*V and the known 16-byte term, and the batch-2 and
+4-in/8-class points sit within -10% like the rest.
 """
 
 from __future__ import annotations
@@ -30,12 +29,12 @@ from collections.abc import Sequence
 
 from swinfuse_auto.networks.architecture import SwinArchitecture
 
-MEMORY_CONSTANT_BYTES = 2.165e8
-MEMORY_BYTES_PER_VOXEL_FEATURE = 100.9
-MEMORY_BYTES_PER_VOXEL = 1375.0
-STEP_SECONDS_CONSTANT = 0.1982
-STEP_SECONDS_PER_VOXEL_FEATURE = 4.399e-7
-STEP_SECONDS_PER_VOXEL_FEATURE2 = 0.0
+MEMORY_CONSTANT_BYTES = 2.542e8
+MEMORY_BYTES_PER_VOXEL_FEATURE = 95.72
+MEMORY_BYTES_PER_VOXEL = 1466.0
+STEP_SECONDS_CONSTANT = 0.0
+STEP_SECONDS_PER_VOXEL_FEATURE = 4.497e-7
+STEP_SECONDS_PER_VOXEL_FEATURE2 = 1.778e-9
 
 #: Bytes per parameter during training: float32 weights, gradients and AdamW's two moments.
 BYTES_PER_PARAMETER = 16
@@ -48,19 +47,19 @@ GPU_ACTIVATION_SCALE = 0.6
 GPU_CONTEXT_BYTES = 0.75e9
 
 #: (feature size, crop zyx, batch, in, classes, peak bytes, step seconds, CPU pressure % during
-#: the point) as measured; points above 50% pressure are left out of the time fit.
+#: the point) as measured; the script leaves points above 50% pressure out of the time fit.
 MEASUREMENTS: tuple[tuple[int, tuple[int, int, int], int, int, int, float, float, int], ...] = (
-    (12, (32, 64, 64), 1, 1, 2, 6.29e+08, 0.72, 8),
-    (12, (64, 64, 64), 1, 1, 2, 1.114e+09, 1.56, 4),
-    (12, (96, 96, 96), 1, 1, 2, 2.545e+09, 5.51, 1),
-    (24, (32, 64, 64), 1, 1, 2, 9.71e+08, 1.38, 0),
-    (24, (64, 64, 64), 1, 1, 2, 1.483e+09, 2.33, 0),
-    (24, (96, 96, 96), 1, 1, 2, 3.828e+09, 9.37, 31),
-    (48, (32, 64, 64), 1, 1, 2, 1.98e+09, 10.0, 96),
-    (48, (64, 64, 64), 1, 1, 2, 2.654e+09, 31.9, 99),
-    (48, (96, 96, 96), 1, 1, 2, 6.837e+09, 34.6, 88),
-    (12, (64, 64, 64), 2, 1, 2, 1.705e+09, 12.1, 99),
-    (12, (64, 64, 64), 1, 4, 8, 1.1e+09, 2.14, 5),
+    (12, (32, 64, 64), 1, 1, 2, 6.861e+08, 0.838, 0),
+    (12, (64, 64, 64), 1, 1, 2, 1.117e+09, 1.8, 0),
+    (12, (96, 96, 96), 1, 1, 2, 2.529e+09, 6.15, 0),
+    (12, (64, 64, 64), 2, 1, 2, 1.834e+09, 2.73, 0),
+    (12, (64, 64, 64), 1, 4, 8, 1.172e+09, 1.83, 0),
+    (24, (32, 64, 64), 1, 1, 2, 9.466e+08, 1.37, 0),
+    (24, (64, 64, 64), 1, 1, 2, 1.468e+09, 2.43, 0),
+    (24, (96, 96, 96), 1, 1, 2, 3.912e+09, 9.76, 0),
+    (48, (32, 64, 64), 1, 1, 2, 2.046e+09, 2.41, 0),
+    (48, (64, 64, 64), 1, 1, 2, 2.657e+09, 5.46, 0),
+    (48, (96, 96, 96), 1, 1, 2, 6.707e+09, 23.4, 1),
 )
 
 

