@@ -19,7 +19,7 @@ from swinfuse_auto.errors import ConfigError
 from swinfuse_auto.fingerprint.dataset_stats import DatasetFingerprint, compute_fingerprint
 from swinfuse_auto.fingerprint.source_digest import source_digest
 from swinfuse_auto.io.atomic import read_json, write_json
-from swinfuse_auto.paths import resolve_dataset
+from swinfuse_auto.paths import PLANS_FILE, SPLITS_FILE, resolve_dataset
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.runner import preprocess_dataset
 from swinfuse_auto.registry import PLANNERS
@@ -30,9 +30,7 @@ __all__ = ["SegmentationModel", "evaluate_folders", "export_model", "load_model"
 
 logger = logging.getLogger(__name__)
 
-PLANS_FILE = "plans.json"
 FINGERPRINT_FILE = "dataset_fingerprint.json"
-SPLITS_FILE = "splits_final.json"
 VERIFY_REPORT_FILE = "verify_report.json"
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from swinfuse_auto.dataset.cases import training_cases
 from swinfuse_auto.dataset.spec import load_dataset_spec
 from swinfuse_auto.io.atomic import read_json
+from swinfuse_auto.paths import SPLITS_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def run_demo(settings: DemoSettings, report: Callable[[str], None]) -> DemoResul
     model = api.load_model(dataset=settings.dataset, folds=[0], device=settings.device,
                            results=roots["results"], raw=roots["raw"])
     val_ids = read_json(Path(roots["preprocessed"]) / settings.dataset /
-                        "splits_final.json")[0]["val"]
+                        SPLITS_FILE)[0]["val"]
     ct_input = _link_case_images(raw_dir, val_ids, out / "heldout_ct_images")
     for source, target in ((ct_input, out / "predictions_ct"),
                            (raw_dir / "imagesTs", out / "predictions_mr")):

@@ -19,6 +19,10 @@ _ENV = {"raw": ("SWINFUSE_RAW", "nnUNet_raw"),
         "preprocessed": ("SWINFUSE_PREPROCESSED",),
         "results": ("SWINFUSE_RESULTS",)}
 _FLAG = {"raw": "--raw", "preprocessed": "--preprocessed", "results": "--results"}
+#: File names inside a dataset's preprocessed folder, shared by every stage that reads them.
+PLANS_FILE = "plans.json"
+SPLITS_FILE = "splits_final.json"
+
 _DATASET_NAME = re.compile(r"^Dataset(\d{3})_[A-Za-z0-9_\-]+$")
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from swinfuse_auto.dataset.modality import Modality
 from swinfuse_auto.errors import ConfigError
-from swinfuse_auto.paths import resolve_dataset
+from swinfuse_auto.paths import PLANS_FILE, resolve_dataset
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.cache import LABELLED_FOLDER, UNLABELLED_FOLDER, CaseStore
 from swinfuse_auto.preprocessing.extra_folders import preprocess_extra_folder
@@ -26,7 +26,6 @@ from swinfuse_auto.training.distributed import init_distributed
 
 logger = logging.getLogger(__name__)
 PRETRAIN_TRAINER = "swin_dim_pretrain"
-PLANS_FILE = "plans.json"
 
 
 def pretrain_folder(results_dir: Path, planner: str) -> Path:

@@ -9,17 +9,16 @@ from pathlib import Path
 from swinfuse_auto.data.splits import get_fold, load_or_create_splits
 from swinfuse_auto.errors import ConfigError, PreprocessingError
 from swinfuse_auto.io.atomic import read_json, write_json
-from swinfuse_auto.paths import resolve_dataset
+from swinfuse_auto.paths import PLANS_FILE, SPLITS_FILE, resolve_dataset
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.cache import LABELLED_FOLDER, CaseStore
 from swinfuse_auto.registry import TRAINERS
 from swinfuse_auto.training.distributed import init_distributed
 from swinfuse_auto.training.fold_model import fold_folder_name, model_folder_name
-from swinfuse_auto.training.pretrain_runner import PLANS_FILE, pretrain
+from swinfuse_auto.training.pretrain_runner import pretrain
 
 logger = logging.getLogger(__name__)
 FINETUNE_TRAINER = "swin_dim_finetune"
-SPLITS_FILE = "splits_final.json"
 
 
 def _resolve_pretrained(choice: str, dataset: str | os.PathLike[str], planner: str,
@@ -72,7 +71,7 @@ def train_fold(dataset: str | os.PathLike[str], fold: int | str, pretrain_choice
     context, _ = init_distributed(device)
     if context.is_main:
         model_dir.mkdir(parents=True, exist_ok=True)
-        plan.save(model_dir / "plans.json")
+        plan.save(model_dir / PLANS_FILE)
         write_json(model_dir / "dataset.json", read_json(location.raw_dir / "dataset.json"))
     runner = recipe(plan, read_json(location.raw_dir / "dataset.json"), store, split["train"],
                     split["val"], str(fold), fold_dir, config, encoder, device, progress)
