@@ -29,6 +29,8 @@ from typing import Any
 
 import torch
 
+from bench_common import process_memory_bytes
+
 KINDS = ("monai", "none", "swin_dim")
 LABELS = {"monai": "MONAI SwinUNETR", "none": "ours, no DIM", "swin_dim": "ours + DIM"}
 
@@ -95,20 +97,6 @@ def wait_for_quiet(max_pressure: float, timeout: float = 300.0) -> float:
     return pressure
 
 
-def _status_bytes(field: str) -> int:
-    """A ``/proc/self/status`` memory field (VmRSS, VmHWM) in bytes.
-
-    VmHWM, the peak RSS of this process's own address space, is used instead of
-    ``getrusage().ru_maxrss``: Linux carries ru_maxrss across fork and exec, so a child started
-    by a big parent would report the parent's RSS as its own peak.
-    """
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not found in /proc/self/status")
-
-
 def worker(config: dict[str, Any]) -> dict[str, Any]:
     """Measure one configuration in this (fresh) process: parameters, peak memory, step times."""
     device = config["device"]
@@ -116,7 +104,7 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
         import monai.networks.nets  # noqa: F401  (import cost out of the baseline)
     else:
         import swinfuse_auto.networks.unetr  # noqa: F401
-    baseline = _status_bytes("VmRSS")
+    baseline = process_memory_bytes("VmRSS")
     stepper = Stepper(config["kind"], config["feature_size"], tuple(config["shape"]),
                       config["batch"], device, config.get("in_channels", 1),
                       config.get("num_classes", 2))
@@ -132,7 +120,7 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
     if device == "cuda":
         peak = torch.cuda.max_memory_allocated()
     else:
-        peak = _status_bytes("VmHWM") - baseline
+        peak = process_memory_bytes("VmHWM") - baseline
     params = sum(p.numel() for p in stepper.model.parameters())
     return {**config, "params": params, "peak_bytes": peak, "step_seconds": times,
             "cpu_seconds": cpu}

@@ -6,7 +6,7 @@ density-matching weight and once with weight 0, and measures the sliced-KDE Jens
 divergence between pooled CT and MR bottleneck embeddings of fixed, un-augmented crops
 (0 = indistinguishable, ln 2 = 0.693 = disjoint). A randomly initialised encoder is the baseline.
 
-    .venv/bin/python benchmarks/invariance.py --iterations 100 --weight 0.1
+    .venv/bin/python benchmarks/invariance.py --iterations 100 [--weight W]
 """
 
 from __future__ import annotations
@@ -14,20 +14,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import torch
 
-from swinfuse_auto.api import plan_and_preprocess
+from bench_common import example_workspace, pretrain_on
 from swinfuse_auto.data.pretraining_data import build_pool
 from swinfuse_auto.evaluation.invariance import (fixed_crops, load_encoder_network,
                                                  modality_divergence)
-from swinfuse_auto.example_data import generate_example_dataset
 from swinfuse_auto.networks.swin import SwinEncoder
 from swinfuse_auto.preprocessing.cache import LABELLED_FOLDER, UNLABELLED_FOLDER, CaseStore
 from swinfuse_auto.training.adaptation import ENCODER_FILE
-from trainers.pretrain import PretrainTrainer
 
 
 def parse_args() -> argparse.Namespace:
@@ -41,21 +38,10 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def pretrain_once(plan, stores, output: Path, iterations: int, seed: int) -> float:
-    config = dataclasses.replace(PretrainTrainer.default_config(), seed=seed, num_workers=1)
-    start = time.perf_counter()
-    PretrainTrainer(plan, stores, output, config, iterations, "auto").run(resume=False)
-    return time.perf_counter() - start
-
-
 def main() -> None:
     args = parse_args()
     work = Path(args.workdir).resolve()
-    raw = work / "raw"
-    if not (raw / "Dataset990_SwinfuseExample" / "dataset.json").exists():
-        generate_example_dataset(raw, ct_cases=8, mr_cases=4, seed=args.seed, overwrite=True)
-    result = plan_and_preprocess(raw / "Dataset990_SwinfuseExample",
-                                 preprocessed=str(work / "preprocessed"), num_processes=2)
+    _, result = example_workspace(work, ct_cases=8, mr_cases=4, seed=args.seed)
     plan = result.plan
     stores = [CaseStore(result.preprocessed_dir / LABELLED_FOLDER),
               CaseStore(result.preprocessed_dir / UNLABELLED_FOLDER)]
@@ -67,10 +53,9 @@ def main() -> None:
     rows = {"random init": (modality_divergence(SwinEncoder(encoder_arch).eval(), crops, codes),
                             0.0)}
     for name, w in ((f"with density matching (w={weight})", weight), ("without (w=0)", 0.0)):
-        run_plan = dataclasses.replace(plan, pretraining=dataclasses.replace(
-            plan.pretraining, density_matching_weight=w))
-        folder = work / f"pretrain_w{w}"
-        seconds = pretrain_once(run_plan, stores, folder, args.iterations, args.seed)
+        folder = work / f"pretrain_w{w}_{args.iterations}"
+        seconds = pretrain_on(plan, stores, folder, args.iterations, args.seed,
+                              density_weight=w)
         encoder = load_encoder_network(folder / ENCODER_FILE)
         rows[name] = (modality_divergence(encoder, crops, codes), seconds)
     print(f"CT-vs-MR embedding JSD (sliced KDE, {args.crops} crops per modality, "

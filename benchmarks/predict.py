@@ -44,6 +44,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_common import process_memory_bytes
+
 DATASET = "Dataset992_PredictBench"
 TARGET_OVERHEAD = 0.15
 TARGET_RATIO = 1.0
@@ -73,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB
+    return process_memory_bytes("VmHWM") / GB
 
 
 def _cpu_s() -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -44,24 +45,36 @@ def tiny_roots(example_raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     Returns the roots as keyword arguments of the API (raw, preprocessed, results). Tests that
     train must copy ``results`` if they need a clean one (use :func:`fresh_results`).
     """
+    root = tmp_path_factory.mktemp("tiny")
+    plan_tiny(example_raw_dir, root / "preprocessed")
+    return {"raw": str(example_raw_dir.parent), "preprocessed": str(root / "preprocessed"),
+            "results": str(root / "results")}
+
+
+def plan_tiny(raw_dir: Path, preprocessed: Path) -> None:
+    """Plan and preprocess ``raw_dir`` into ``preprocessed``, then shrink the plan to a tiny
+    network (feature size 6, patch 32x32x64, batch 2, 4 pre-training steps)."""
     import dataclasses
 
     from swinfuse_auto.api import PLANS_FILE, plan_and_preprocess
 
-    root = tmp_path_factory.mktemp("tiny")
-    result = plan_and_preprocess(example_raw_dir, device="cpu", num_processes=1,
-                                 preprocessed=str(root / "preprocessed"))
+    result = plan_and_preprocess(raw_dir, device="cpu", num_processes=1,
+                                 preprocessed=str(preprocessed))
     plan = result.plan
     arch = dataclasses.replace(plan.architecture, feature_size=TINY_FEATURE_SIZE)
     pretraining = dataclasses.replace(plan.pretraining, iterations=4, warmup_iterations=1)
     plan = dataclasses.replace(plan.with_configuration(patch_size=TINY_PATCH, batch_size=2),
                                architecture=arch, pretraining=pretraining)
     plan.save(result.preprocessed_dir / PLANS_FILE)
-    return {"raw": str(example_raw_dir.parent), "preprocessed": str(root / "preprocessed"),
-            "results": str(root / "results")}
 
 
 @pytest.fixture
 def fresh_results(tiny_roots: dict[str, str], tmp_path: Path) -> dict[str, str]:
     """``tiny_roots`` with an empty results root of the test's own."""
     return {**tiny_roots, "results": str(tmp_path / "results")}
+
+
+@pytest.fixture(scope="session")
+def tiny_planner() -> Callable[[Path, Path], None]:
+    """:func:`plan_tiny`, for tests that plan a dataset of their own."""
+    return plan_tiny

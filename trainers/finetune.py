@@ -62,6 +62,8 @@ class FinetuneTrainer:
     pretrained: Path | None = None
     device: str = "auto"
     progress: bool = False
+    #: tensor counts of the encoder transfer (loaded / adapted / decoder_fresh), for the log
+    transfer: dict[str, int] | None = field(default=None, init=False)
 
     name = "swin_dim_finetune"
 
@@ -79,7 +81,8 @@ class FinetuneTrainer:
                 "dataset_json": self.dataset_json, "fold": self.fold, "trainer": self.name,
                 "trainer_config": self.config.to_dict(), "train_ids": self.train_ids,
                 "val_ids": self.val_ids,
-                "pretrained": str(self.pretrained) if self.pretrained else None}
+                "pretrained": str(self.pretrained) if self.pretrained else None,
+                "pretrained_transfer": self.transfer}
 
     def build_network(self) -> torch.nn.Module:
         torch.manual_seed(self.config.seed)

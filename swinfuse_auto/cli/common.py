@@ -7,6 +7,7 @@ import logging
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
+from typing import TextIO
 
 from swinfuse_auto.errors import SwinfuseError
 
@@ -33,9 +34,23 @@ def add_verbosity_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug-level logging")
 
 
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record arrives, not to the stream it was
+    created with: notebooks and test runners swap and close stderr between commands."""
+
+    @property
+    def stream(self) -> TextIO:  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def configure_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s", force=True)
+                        format="%(levelname)s %(name)s: %(message)s", force=True,
+                        handlers=[_CurrentStderrHandler()])
 
 
 def report_error(exc: BaseException) -> None:

@@ -9,25 +9,14 @@ from collections.abc import Sequence
 
 from swinfuse_auto.cli.common import EXIT_USER_ERROR
 
-#: command -> module in swinfuse_auto.cli; a command appears once its module exists.
+#: command -> module swinfuse_auto.cli.<command>; each is also a console script of its own.
 COMMANDS = ("plan_and_preprocess", "pretrain", "train_fold", "summarize_cv", "predict",
             "evaluate", "export_model", "make_example_dataset", "demo", "visualize")
 
 
-def available_commands() -> list[str]:
-    found = []
-    for name in COMMANDS:
-        try:
-            importlib.import_module(f"swinfuse_auto.cli.{name}")
-        except ModuleNotFoundError:
-            continue
-        found.append(name)
-    return found
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    commands = available_commands()
+    commands = list(COMMANDS)
     if not args or args[0] in ("-h", "--help"):
         print("usage: swinfuse_auto COMMAND [ARGS ...]\n\ncommands:\n  "
               + "\n  ".join(commands) + "\n\n'swinfuse_auto COMMAND -h' explains a command.")

@@ -41,12 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from swinfuse_auto.api import pretrain
+    from swinfuse_auto.training.distributed import shutdown_distributed
 
-    path = pretrain(args.dataset, planner=args.planner, iterations=args.iterations,
-                    extra=args.extra, trainer=args.trainer, config_overrides=args.overrides,
-                    device=args.device, num_processes=args.num_processes, restart=args.restart,
-                    preprocessed=args.preprocessed, results=args.results, raw=args.raw,
-                    progress=not args.no_progress)
+    try:  # under torchrun: leave the process group cleanly on every rank
+        path = pretrain(args.dataset, planner=args.planner, iterations=args.iterations,
+                        extra=args.extra, trainer=args.trainer, config_overrides=args.overrides,
+                        device=args.device, num_processes=args.num_processes,
+                        restart=args.restart, preprocessed=args.preprocessed,
+                        results=args.results, raw=args.raw, progress=not args.no_progress)
+    finally:
+        shutdown_distributed()
     print(f"pre-trained encoder: {path}")
     return 0
 

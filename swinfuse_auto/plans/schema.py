@@ -75,7 +75,7 @@ class PretrainingPlan:
     learning_rate: float = 4e-4
     weight_decay: float = 0.1
     warmup_iterations: int = 50
-    density_matching_weight: float = 0.1
+    density_matching_weight: float = 1.0  # the paper sums the four losses
     contrastive_temperature: float = 0.5
     modality_normalization: dict[str, NormalizationPlan] = field(default_factory=dict)
 

@@ -93,7 +93,7 @@ class TrainingLoop:
             return
         _, rng_json = capture_rng_state()
         meta = {**self.meta, **(extra_meta or {}), "epoch": self.epoch, "history": self.history,
-                "rng": rng_json}
+                "rng": rng_json, "world_size": self.context.world_size}
         save_checkpoint(path or self.checkpoint_path, self.state_tensors(), meta)
 
     def resume(self, path: Path, expect: dict[str, Any] | None = None) -> None:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import SimpleITK as sitk
 import torch
 
-from swinfuse_auto.api import train_fold
+from swinfuse_auto.api import pretrain, train_fold
 from swinfuse_auto.cli.train_fold import main as train_fold_main
 from swinfuse_auto.training.checkpoint import load_checkpoint
 
@@ -88,3 +91,40 @@ def test_bad_arguments_are_explained(tiny_roots: dict[str, str], tmp_path: Path,
     empty = {**roots, "preprocessed": str(tmp_path / "empty")}
     assert train_fold_main([DATASET, "0", *_args(empty)]) == 2
     assert "plan_and_preprocess" in error()
+
+
+def _two_channel_copy(raw_dir: Path, target: Path) -> Path:
+    """The example CT cases as a CT + T1 dataset (channel 1: a non-linear remap of the CT)."""
+    target.mkdir(parents=True)
+    shutil.copytree(raw_dir / "labelsTr", target / "labelsTr")
+    shutil.copytree(raw_dir / "imagesTr", target / "imagesTr")
+    for ct_path in sorted((target / "imagesTr").glob("*_0000.nii.gz")):
+        ct = sitk.ReadImage(str(ct_path))
+        t1 = np.sqrt(np.clip(sitk.GetArrayFromImage(ct).astype(np.float32) + 1024.0, 0, None))
+        image = sitk.GetImageFromArray(t1)
+        image.CopyInformation(ct)
+        sitk.WriteImage(image, str(ct_path).replace("_0000.nii.gz", "_0001.nii.gz"))
+    spec = json.loads((raw_dir / "dataset.json").read_text())
+    spec = {key: value for key, value in spec.items() if key != "case_channel_names"}
+    spec["channel_names"] = {"0": "CT", "1": "T1"}
+    (target / "dataset.json").write_text(json.dumps(spec))
+    return target
+
+
+def test_single_channel_pretraining_loads_into_a_two_channel_dataset(
+        fresh_results: dict[str, str], example_raw_dir: Path, tmp_path: Path,
+        tiny_planner) -> None:
+    encoder = pretrain(DATASET, iterations=2, config_overrides=FAST[:2], device="cpu",
+                       **fresh_results)
+    name = "Dataset991_TwoChannel"
+    raw = _two_channel_copy(example_raw_dir, tmp_path / "raw" / name)
+    tiny_planner(raw, tmp_path / "preprocessed")
+    roots = {"raw": str(tmp_path / "raw"), "preprocessed": str(tmp_path / "preprocessed"),
+             "results": str(tmp_path / "results")}
+    fold_dir = train_fold(name, 0, pretrain_choice=str(encoder), epochs=1, iterations_per_epoch=1,
+                          config_overrides=FAST, validate=False, device="cpu", **roots)
+    meta = load_checkpoint(fold_dir / "checkpoint_latest.pt")[1]
+    assert meta["plan"]["architecture"]["in_channels"] == 2
+    encoder_tensors = len(load_checkpoint(encoder)[0]["encoder"])
+    assert meta["pretrained_transfer"]["loaded"] == encoder_tensors > 100
+    assert meta["pretrained_transfer"]["adapted"] == 1  # the stem, inflated from 1 to 2 channels
