@@ -18,9 +18,10 @@ from swinfuse_auto.cli.common import add_device_flag, add_verbosity_flag, run_co
 from swinfuse_auto.demo_pipeline import DemoBudget
 
 DEMO_DATASET = "Dataset990_SwinfuseExample"
-#: Budget by device kind. CPU: measured 9-10 minutes in all on 2 cores (README).
+#: Budget by device kind. CPU: the whole demo took 526 s on 2 cores (README, Results).
 BUDGET = {"cpu": DemoBudget(pretrain_iterations=30, epochs=24, iterations_per_epoch=20,
                             learning_rate=3e-3),
+          # between the recipe's 2e-4 and the CPU demo's 3e-3; not yet measured on a GPU
           "cuda": DemoBudget(pretrain_iterations=1000, epochs=50, iterations_per_epoch=100,
                              learning_rate=1e-3)}
 
