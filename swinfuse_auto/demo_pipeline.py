@@ -76,10 +76,13 @@ def _link_case_images(raw_dir: Path, case_ids: list[str], folder: Path) -> Path:
     return folder
 
 
-def _format_table(label_names: dict[str, str], ct: dict, mr: dict) -> str:
+def _format_table(label_names: dict[int, str], ct: dict, mr: dict) -> str:
+    """Dice per organ of two evaluation summaries (their per-class keys may be int or str)."""
+    ct_mean, mr_mean = ({str(k): v for k, v in s["mean"].items()} for s in (ct, mr))
     lines = [f"{'organ':<12} {'CT Dice':>8} {'MR Dice':>8}", "-" * 30]
     for value, name in label_names.items():
-        lines.append(f"{name:<12} {ct['mean'][value]['dice']:>8.3f} {mr['mean'][value]['dice']:>8.3f}")
+        lines.append(f"{name:<12} {ct_mean[str(value)]['dice']:>8.3f} "
+                     f"{mr_mean[str(value)]['dice']:>8.3f}")
     lines.append(f"{'mean':<12} {ct['foreground_mean']['dice']:>8.3f} "
                  f"{mr['foreground_mean']['dice']:>8.3f}")
     return "\n".join(lines)
@@ -149,9 +152,7 @@ def _predict_and_evaluate(settings: DemoSettings, roots: dict[str, str],
                                              (sorted(mr["cases"])[0], "Ts", "mr"))]
     report("[6/6] evaluated (summary.json in each predictions folder); overlays: "
            + ", ".join(str(p) for p in overlays))
-    return _format_table({str(v): k for v, k in label_names.items()},
-                         {**ct, "mean": {str(k): v for k, v in ct["mean"].items()}},
-                         {**mr, "mean": {str(k): v for k, v in mr["mean"].items()}})
+    return _format_table(label_names, ct, mr)
 
 
 def run_demo(settings: DemoSettings, report: Callable[[str], None]) -> DemoResult:

@@ -44,9 +44,9 @@ def run(args: argparse.Namespace) -> int:
                            f"({', '.join(geometry.mismatch(seg_geometry))} differ).")
     names = None
     if args.dataset_json:
-        from swinfuse_auto.dataset.spec import load_dataset_spec
+        from swinfuse_auto.dataset.spec import read_dataset_json
 
-        spec = load_dataset_spec(Path(args.dataset_json).parent)
+        spec = read_dataset_json(Path(args.dataset_json))
         names = {int(value): name for name, value in spec.labels.items()}
     path = overlay_png(image, geometry.spacing_zyx, Path(args.output), segmentation, reference,
                        Path(args.image).name, args.slices, names)

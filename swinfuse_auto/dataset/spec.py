@@ -122,7 +122,11 @@ def parse_dataset_json(data: dict[str, Any], source: Path) -> DatasetSpec:
 
 def load_dataset_spec(raw_dir: Path) -> DatasetSpec:
     """Read and validate ``raw_dir/dataset.json``."""
-    path = Path(raw_dir) / "dataset.json"
+    return read_dataset_json(Path(raw_dir) / "dataset.json")
+
+
+def read_dataset_json(path: Path) -> DatasetSpec:
+    """Read and validate a dataset.json file given by its own path (whatever its name)."""
     if not path.exists():
         raise DatasetError(f"{path} does not exist. Every dataset folder needs a dataset.json "
                            "(nnU-Net v2 format) naming channels, labels, numTraining, file_ending.")

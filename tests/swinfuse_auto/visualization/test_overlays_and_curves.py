@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,12 @@ def test_visualize_command_writes_the_png_and_refuses_another_grid(
     assert visualize_main([str(tmp_path / "img.nii.gz"), str(tmp_path / "seg.nii.gz"),
                            "-o", str(tmp_path / "out.png")]) == 0
     assert (tmp_path / "out.png").is_file()
+    spec = {"channel_names": {"0": "CT"}, "labels": {"background": 0, "liver": 1, "spleen": 2},
+            "numTraining": 1, "file_ending": ".nii.gz"}
+    (tmp_path / "my_dataset.json").write_text(json.dumps(spec))  # any file name is accepted
+    assert visualize_main([str(tmp_path / "img.nii.gz"), str(tmp_path / "seg.nii.gz"),
+                           "-o", str(tmp_path / "named.png"),
+                           "--dataset-json", str(tmp_path / "my_dataset.json")]) == 0
     assert visualize_main([str(tmp_path / "img.nii.gz"), str(tmp_path / "seg.nii.gz"),
                            "--reference", str(tmp_path / "ref.nii.gz"),
                            "-o", str(tmp_path / "bad.png")]) == 2
