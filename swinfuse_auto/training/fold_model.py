@@ -35,6 +35,7 @@ FOLD_MODEL_KIND = "swinfuse_fold_model"
 FINAL_CHECKPOINT = "checkpoint_final.pt"
 BEST_CHECKPOINT = "checkpoint_best.pt"
 LATEST_CHECKPOINT = "checkpoint_latest.pt"
+AUX_HEADS_PREFIX = "decoder.aux_heads."
 
 
 def model_folder_name(trainer: str, planner: str) -> str:
@@ -60,7 +61,11 @@ class FoldModel:
         """The segmentation network with these weights, in eval mode."""
         from swinfuse_auto.networks.factory import build_segmentation_network
 
-        network = build_segmentation_network(self.plan.architecture)
+        # checkpoints of a deep-supervision run carry the auxiliary heads; they are built so
+        # the weights match exactly, then switched off, since inference needs only full scale
+        auxiliary = any(key.startswith(AUX_HEADS_PREFIX) for key in self.state_dict)
+        network = build_segmentation_network(self.plan.architecture, deep_supervision=auxiliary)
+        network.deep_supervision = False
         missing, unexpected = network.load_state_dict(self.state_dict, strict=False)
         if missing or unexpected:
             raise CheckpointError(f"fold {self.fold} weights do not match the plan's network: "

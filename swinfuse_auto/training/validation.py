@@ -33,6 +33,9 @@ def validate_fold(fold_dir: Path, raw_dir: Path, model: nn.Module, plan: Plan, s
                   ) -> dict[str, Any]:
     """Predict ``case_ids`` with ``model``, write ``validation/CASE.nii.gz`` and the summary."""
     network = getattr(model, "module", model)
+    network = getattr(network, "_orig_mod", network)  # torch.compile's wrapper
+    if getattr(network, "deep_supervision", False):
+        network.deep_supervision = False  # sliding-window inference wants full-scale logits only
     device = next(network.parameters()).device
     settings = PredictionSettings(step_fraction=config.validation_step_fraction,
                                   mirror_axes=(0, 1, 2) if config.validation_tta else ())

@@ -1,31 +1,38 @@
-"""A short CPU fine-tuning on the example data segments the liver far above chance.
+"""A short CPU fine-tuning on the example data segments every organ far above chance.
 
 Chance here is the best a prediction can do without looking at the image: labelling the whole
 volume as organ k gives Dice 2 p_k / (1 + p_k), where p_k is the organ's share of the voxels,
 and any image-blind random labelling does worse. The test computes that bound from the reference
-labels and requires the full-volume validation Dice (the one train_fold writes) to be at least
-THRESHOLD and at least CHANCE_FACTOR times the bound (the liver's is about 0.09).
+labels and requires each organ's full-volume validation Dice (the one train_fold writes) to be
+at least THRESHOLD and at least CHANCE_FACTOR times its bound. On the test data the bounds are
+liver 0.093, spleen 0.012, kidneys 0.015, spine 0.026 and aorta 0.013, so 0.5 is over 5 times
+the largest and 40 times the smallest: no labelling that ignores the image, and no network that
+has not learnt that organ, gets there. The run below reached 0.945-0.980 (403 s).
 
-Only the liver is asserted: 150 steps of the test-sized network (feature size 6) learn it (Dice
-0.84 and 0.87 in two runs) but not always the small organs (kidneys and spleen 0.0 in one). The demo-sized
-network after 480 steps (benchmarks/ood.py) reaches 0.86-0.97 on every organ but the spleen,
-which stays at 0.0 there too: it differs from liver and bowel by 10-20 HU, less than the noise.
-Every-organ coverage in a test-sized budget is still open (issue 4).
+The budget is what it takes on this data, measured on the 2-core VM (2026-11-27): feature size
+12, deep supervision, learning rate 1e-2, 24 x 25 steps of batch 2. Small organs are learnt
+last and the order depends on the seed: at 16 x 25 steps seed 0 reached 0.93-0.99 on every organ
+but seed 7 still had the spleen and kidneys near 0.0; at 24 x 25 seed 7 reached 0.94-0.98 on all.
+The feature-6 test network learnt only the liver and spine in 300 steps.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import SimpleITK as sitk
 
 from swinfuse_auto.api import train_fold
+from swinfuse_auto.paths import PLANS_FILE
+from swinfuse_auto.plans.schema import Plan
 
 DATASET = "Dataset990_SwinfuseExample"
 THRESHOLD = 0.5
 CHANCE_FACTOR = 3.0
-LIVER = 1
+FEATURE_SIZE = 12
 
 
 def chance_dice(label_files: list[Path], label: int) -> float:
@@ -35,16 +42,31 @@ def chance_dice(label_files: list[Path], label: int) -> float:
     return 2 * share / (1 + share)
 
 
-def test_short_fine_tuning_segments_the_liver_far_above_chance(
-        fresh_results: dict[str, str]) -> None:
-    fold_dir = train_fold(DATASET, 0, pretrain_choice="none", epochs=6, iterations_per_epoch=25,
-                          device="cpu", config_overrides=["num_workers=1", "learning_rate=3e-3",
-                                                          "validation_tta=false"],
-                          **fresh_results)
+def _wider_network_copy(roots: dict[str, str], target: Path) -> str:
+    """A copy of the tiny preprocessed dataset whose plan has feature size FEATURE_SIZE."""
+    preprocessed = Path(shutil.copytree(roots["preprocessed"], target))
+    plan_file = preprocessed / DATASET / PLANS_FILE
+    plan = Plan.load(plan_file)
+    wider = dataclasses.replace(plan.architecture, feature_size=FEATURE_SIZE)
+    dataclasses.replace(plan, architecture=wider).save(plan_file)
+    return str(preprocessed)
+
+
+def test_short_fine_tuning_segments_every_organ_far_above_chance(
+        fresh_results: dict[str, str], tmp_path: Path) -> None:
+    roots = {**fresh_results,
+             "preprocessed": _wider_network_copy(fresh_results, tmp_path / "preprocessed")}
+    fold_dir = train_fold(DATASET, 0, pretrain_choice="none", epochs=24, iterations_per_epoch=25,
+                          device="cpu", config_overrides=[
+                              "num_workers=1", "learning_rate=1e-2", "deep_supervision=true",
+                              "validation_tta=false"], **roots)
     summary = json.loads((fold_dir / "validation" / "summary.json").read_text())
-    labels_dir = Path(fresh_results["raw"]) / DATASET / "labelsTr"
+    labels_dir = Path(roots["raw"]) / DATASET / "labelsTr"
     files = [labels_dir / f"{case}.nii.gz" for case in summary["cases"]]
     assert files
-    dice, bound = summary["mean"][str(LIVER)]["dice"], chance_dice(files, LIVER)
-    print({label: round(m["dice"], 3) for label, m in summary["mean"].items()})
-    assert dice >= max(THRESHOLD, CHANCE_FACTOR * bound), (dice, bound)
+    dice = {int(label): m["dice"] for label, m in summary["mean"].items()}
+    print({label: round(value, 3) for label, value in dice.items()})
+    assert sorted(dice) == [1, 2, 3, 4, 5]
+    for label, value in dice.items():
+        bound = chance_dice(files, label)
+        assert value >= max(THRESHOLD, CHANCE_FACTOR * bound), (label, value, bound)

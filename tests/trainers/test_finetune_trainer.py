@@ -18,6 +18,7 @@ import torch
 
 from swinfuse_auto.api import pretrain, train_fold
 from swinfuse_auto.cli.train_fold import main as train_fold_main
+from swinfuse_auto.inference.model import SegmentationModel
 from swinfuse_auto.training.checkpoint import load_checkpoint
 
 DATASET = "Dataset990_SwinfuseExample"
@@ -128,3 +129,20 @@ def test_single_channel_pretraining_loads_into_a_two_channel_dataset(
     encoder_tensors = len(load_checkpoint(encoder)[0]["encoder"])
     assert meta["pretrained_transfer"]["loaded"] == encoder_tensors > 100
     assert meta["pretrained_transfer"]["adapted"] == 1  # the stem, inflated from 1 to 2 channels
+
+
+def test_deep_supervision_fold_validates_and_predicts(fresh_results: dict[str, str],
+                                                      example_raw_dir: Path) -> None:
+    """The auxiliary heads are training-only: validation and predict use full-scale logits."""
+    fold_dir = train_fold(DATASET, 0, pretrain_choice="none", epochs=1, iterations_per_epoch=1,
+                          config_overrides=[*FAST, "deep_supervision=true",
+                                            "validation_tta=false"], device="cpu",
+                          **fresh_results)
+    state = load_checkpoint(fold_dir / "checkpoint_final.pt")[0]["model"]
+    assert any(key.startswith("decoder.aux_heads.") for key in state)
+    summary = json.loads((fold_dir / "validation" / "summary.json").read_text())
+    assert summary["cases"]
+    model = SegmentationModel.load(fold_dir.parent, folds=[0])
+    image = sitk.ReadImage(str(next((example_raw_dir / "imagesTr").glob("ct_*_0000.nii.gz"))))
+    labels = model.predict_image(image)
+    assert labels.GetSize() == image.GetSize()
