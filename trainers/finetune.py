@@ -20,7 +20,7 @@ from swinfuse_auto.registry import TRAINERS
 from swinfuse_auto.training.adaptation import check_compatible, load_encoder, transfer_into
 from swinfuse_auto.training.config import TrainerConfig
 from swinfuse_auto.training.device import autocast_dtype
-from swinfuse_auto.training.distributed import init_distributed
+from swinfuse_auto.training.distributed import init_distributed, unwrap_model
 from swinfuse_auto.training.fold_model import (BEST_CHECKPOINT, FINAL_CHECKPOINT,
                                                FOLD_MODEL_KIND, LATEST_CHECKPOINT,
                                                save_fold_model)
@@ -153,9 +153,8 @@ class FinetuneTrainer:
                                         "trainer_config": self.config.to_dict()})
         loop.run()
         if loop.context.is_main:
-            module = getattr(loop.model, "module", loop.model)
-            module = getattr(module, "_orig_mod", module)
-            save_fold_model(self.output_dir / FINAL_CHECKPOINT, module.state_dict(), self.plan,
+            weights = unwrap_model(loop.model).state_dict()
+            save_fold_model(self.output_dir / FINAL_CHECKPOINT, weights, self.plan,
                             self.dataset_json, self.fold, self.name, self.config.to_dict())
         loop.context.barrier()
         return loop

@@ -16,6 +16,10 @@ from swinfuse_auto.networks.architecture import SwinArchitecture
 from swinfuse_auto.networks.swin import SwinEncoder
 
 
+#: state_dict prefix of the deep-supervision heads of :class:`SwinDIMUNETR` (training only)
+AUX_HEADS_PREFIX = "decoder.aux_heads."
+
+
 def _norm(channels: int) -> nn.Module:
     return nn.InstanceNorm3d(channels)
 

@@ -26,6 +26,7 @@ from swinfuse_auto.networks.transfer import load_encoder_weights
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.plans.typed_json import to_jsonable
 from swinfuse_auto.training.checkpoint import load_checkpoint, save_checkpoint
+from swinfuse_auto.training.distributed import unwrap_model
 
 logger = logging.getLogger(__name__)
 ENCODER_KIND = "swinfuse_pretrained_encoder"
@@ -45,9 +46,8 @@ def adaptation_block(plan: Plan, data_seen: dict[str, Any], iterations: int) -> 
 
 def encoder_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """The encoder tensors of a pre-training model, under the segmentation network's names."""
-    module = getattr(model, "module", model)
     return {f"encoder.{k}": v.detach().cpu().clone()
-            for k, v in module.encoder.state_dict().items()}
+            for k, v in unwrap_model(model).encoder.state_dict().items()}
 
 
 def transfer_into(network: nn.Module, state: dict[str, torch.Tensor],

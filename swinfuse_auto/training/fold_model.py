@@ -35,7 +35,6 @@ FOLD_MODEL_KIND = "swinfuse_fold_model"
 FINAL_CHECKPOINT = "checkpoint_final.pt"
 BEST_CHECKPOINT = "checkpoint_best.pt"
 LATEST_CHECKPOINT = "checkpoint_latest.pt"
-AUX_HEADS_PREFIX = "decoder.aux_heads."
 
 
 def model_folder_name(trainer: str, planner: str) -> str:
@@ -60,6 +59,7 @@ class FoldModel:
     def build_network(self, device: torch.device | str = "cpu") -> nn.Module:
         """The segmentation network with these weights, in eval mode."""
         from swinfuse_auto.networks.factory import build_segmentation_network
+        from swinfuse_auto.networks.unetr import AUX_HEADS_PREFIX
 
         # checkpoints of a deep-supervision run carry the auxiliary heads; they are built so
         # the weights match exactly, then switched off, since inference needs only full scale

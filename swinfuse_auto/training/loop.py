@@ -24,7 +24,7 @@ from tqdm import tqdm
 from swinfuse_auto.errors import CheckpointError
 from swinfuse_auto.training.checkpoint import (capture_rng_state, load_checkpoint,
                                                restore_rng_state, save_checkpoint)
-from swinfuse_auto.training.distributed import DistributedContext
+from swinfuse_auto.training.distributed import DistributedContext, unwrap_model
 
 logger = logging.getLogger(__name__)
 LossFn = Callable[[Any], dict[str, torch.Tensor]]
@@ -82,9 +82,8 @@ class TrainingLoop:
         return self.epoch * self.settings.iterations_per_epoch
 
     def state_tensors(self) -> dict[str, Any]:
-        module = getattr(self.model, "module", self.model)
         rng_tensors, _ = capture_rng_state()
-        return {"model": module.state_dict(), "optimizer": self.optimizer.state_dict(),
+        return {"model": unwrap_model(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),
                 "rng": rng_tensors}
 
     def save(self, path: Path | None = None, extra_meta: dict[str, Any] | None = None) -> None:
@@ -110,7 +109,7 @@ class TrainingLoop:
                     f"{path} belongs to a run with another {key} ({meta.get(key)!r}, now "
                     f"{value!r}); it cannot be continued. Delete it (or the run folder) to start "
                     "afresh, or restore the settings it was made with.")
-        getattr(self.model, "module", self.model).load_state_dict(tensors["model"])
+        unwrap_model(self.model).load_state_dict(tensors["model"])
         self.optimizer.load_state_dict(tensors["optimizer"])
         restore_rng_state(tensors["rng"], meta["rng"])
         self.epoch, self.history = int(meta["epoch"]), list(meta["history"])

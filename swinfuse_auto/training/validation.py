@@ -23,6 +23,7 @@ from swinfuse_auto.io.image import write_image
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.cache import CaseStore
 from swinfuse_auto.training.config import TrainerConfig
+from swinfuse_auto.training.distributed import unwrap_model
 
 logger = logging.getLogger(__name__)
 VALIDATION_FOLDER = "validation"
@@ -32,8 +33,7 @@ def validate_fold(fold_dir: Path, raw_dir: Path, model: nn.Module, plan: Plan, s
                   case_ids: list[str], config: TrainerConfig, progress: bool = False
                   ) -> dict[str, Any]:
     """Predict ``case_ids`` with ``model``, write ``validation/CASE.nii.gz`` and the summary."""
-    network = getattr(model, "module", model)
-    network = getattr(network, "_orig_mod", network)  # torch.compile's wrapper
+    network = unwrap_model(model)
     if getattr(network, "deep_supervision", False):
         network.deep_supervision = False  # sliding-window inference wants full-scale logits only
     device = next(network.parameters()).device
