@@ -34,8 +34,13 @@ def process_memory_bytes(field: str) -> int:
 
 
 def example_workspace(work: Path, ct_cases: int, mr_cases: int, seed: int = 0,
-                      device: str = "auto") -> tuple[dict[str, str], PreprocessResult]:
-    """Generate (once) and plan/preprocess the example data under ``work``; the API roots."""
+                      device: str = "auto", planner: str = "default"
+                      ) -> tuple[dict[str, str], PreprocessResult]:
+    """Generate (once) and plan/preprocess the example data under ``work``; the API roots.
+
+    Each planner gets a preprocessed root of its own (``preprocessed`` for the default one,
+    ``preprocessed_<planner>`` otherwise), so their plans never replace each other.
+    """
     from swinfuse_auto.api import plan_and_preprocess
     from swinfuse_auto.example_data import generate_example_dataset
 
@@ -43,9 +48,10 @@ def example_workspace(work: Path, ct_cases: int, mr_cases: int, seed: int = 0,
     if not (raw / DATASET / "dataset.json").exists():
         generate_example_dataset(raw, DATASET, ct_cases=ct_cases, mr_cases=mr_cases, seed=seed,
                                  overwrite=True)
-    result = plan_and_preprocess(raw / DATASET, device=device, num_processes=2,
-                                 preprocessed=str(work / "preprocessed"))
-    return {"raw": str(raw), "preprocessed": str(work / "preprocessed")}, result
+    preprocessed = work / ("preprocessed" if planner == "default" else f"preprocessed_{planner}")
+    result = plan_and_preprocess(raw / DATASET, planner=planner, device=device, num_processes=2,
+                                 preprocessed=str(preprocessed))
+    return {"raw": str(raw), "preprocessed": str(preprocessed)}, result
 
 
 def pretrain_on(plan: Plan, stores: list[CaseStore], output: Path, iterations: int, seed: int,

@@ -46,7 +46,7 @@ def main() -> None:
     stores = [CaseStore(result.preprocessed_dir / LABELLED_FOLDER),
               CaseStore(result.preprocessed_dir / UNLABELLED_FOLDER)]
     weight = plan.pretraining.density_matching_weight if args.weight is None else args.weight
-    crops, codes = fixed_crops(build_pool(stores), plan.configuration.patch_size, args.crops,
+    crops, codes = fixed_crops(build_pool(stores), plan.pretraining.patch_size, args.crops,
                                seed=args.seed + 1)
     torch.manual_seed(args.seed)
     encoder_arch = dataclasses.replace(plan.architecture, in_channels=1)
@@ -59,7 +59,7 @@ def main() -> None:
         encoder = load_encoder_network(folder / ENCODER_FILE)
         rows[name] = (modality_divergence(encoder, crops, codes), seconds)
     print(f"CT-vs-MR embedding JSD (sliced KDE, {args.crops} crops per modality, "
-          f"{args.iterations} pre-training iterations, patch {list(plan.configuration.patch_size)}, "
+          f"{args.iterations} pre-training iterations, crop {list(plan.pretraining.patch_size)}, "
           f"feature size {plan.architecture.feature_size})")
     for name, (divergence, seconds) in rows.items():
         print(f"  {name:<40} JSD {divergence:.4f}   ({seconds:.0f} s)")

@@ -20,6 +20,7 @@ from swinfuse_auto.dataset.spec import DatasetSpec
 from swinfuse_auto.fingerprint.dataset_stats import DatasetFingerprint
 from swinfuse_auto.networks.architecture import SwinArchitecture
 from swinfuse_auto.networks.cost_model import estimate_step_seconds_cpu, estimate_training_memory_gb
+from swinfuse_auto.plans.crop_rules import has_rotation_plane, pretraining_crop_for
 from swinfuse_auto.plans.schema import (ENCODER_DIVISOR, SCHEMA_VERSION, ConfigurationPlan, Plan,
                                         PretrainingPlan, ResamplingPlan, TargetDevice)
 from swinfuse_auto.preprocessing.normalize import NormalizationPlan
@@ -169,7 +170,11 @@ class DefaultPlanner:
 
     def modality_normalization(self, channel_plans: list[NormalizationPlan]
                                ) -> dict[str, NormalizationPlan]:
-        """How a single-channel image of each modality is normalised for pre-training."""
+        """How a single-channel image of each modality is normalised for pre-training.
+
+        Keyed in sorted order: iterating the set of modalities would order plans.json by
+        PYTHONHASHSEED, and the same data must give the same bytes.
+        """
         result: dict[str, NormalizationPlan] = {}
         for stats, plan in zip(self.context.fingerprint.channels, channel_plans):
             result.setdefault(stats.modality, plan)
@@ -178,26 +183,70 @@ class DefaultPlanner:
                 result[modality] = (NormalizationPlan("ct", False, dict(DEFAULT_CT_WINDOW))
                                     if modality == Modality.CT.value
                                     else NormalizationPlan("zscore", True))
-        return result
+        return dict(sorted(result.items()))
 
-    def pretraining(self, arch: SwinArchitecture, patch: Shape3D,
+    def pretraining_crop(self, arch: SwinArchitecture, patch: Shape3D, median_shape: Shape3D,
+                         batch: int) -> Shape3D:
+        """The fine-tuning patch with a rotation plane, shrunk until a step fits the budget.
+
+        Two equal axes in one plane let the rotation task turn every crop by 90 degrees
+        (SwinFUSE and Tang et al. pre-train on cubes), so a patch without such a plane gets
+        square in-plane axes; a step holds two views of ``batch`` crops. Shrinking takes 32
+        voxels off the axis (or equal pair of axes) largest relative to the median shape, keeps
+        the rotation plane and never reaches a one-voxel bottleneck.
+        """
+        crop = pretraining_crop_for(patch)
+        while not self.fits(arch, crop, 2 * batch):
+            candidates = []
+            for axes in ((0,), (1,), (2,), (1, 2), (0, 1), (0, 2)):
+                smaller = tuple(c - ENCODER_DIVISOR if a in axes else c
+                                for a, c in enumerate(crop))
+                if (min(smaller) >= ENCODER_DIVISOR and has_rotation_plane(smaller)
+                        and _bottleneck_voxels(list(smaller)) > 1):
+                    score = max(crop[a] / median_shape[a] for a in axes)
+                    candidates.append((score, smaller))
+            if not candidates:
+                break
+            crop = max(candidates)[1]
+        return crop  # type: ignore[return-value]
+
+    def pretraining(self, arch: SwinArchitecture, patch: Shape3D, median_shape: Shape3D,
                     channel_plans: list[NormalizationPlan]) -> PretrainingPlan:
         modalities = {s.modality for s in self.context.fingerprint.channels}
         modalities |= self.context.extra_modalities
-        batch = 2 if len(modalities) > 1 else 1
+        # every modality in every batch (density matching compares them within a batch), and
+        # at least two crops (NT-Xent needs a negative)
+        batch = max(2, len(modalities))
+        crop = self.pretraining_crop(arch, patch, median_shape, batch)
         if self.context.target.kind == "cuda":
             iterations = GPU_PRETRAIN_ITERATIONS
-            batch = max(batch, 2)
         else:
-            step = estimate_step_seconds_cpu(arch, patch, 2 * batch)
+            step = estimate_step_seconds_cpu(arch, crop, 2 * batch)
             iterations = max(20, int(CPU_PRETRAIN_SECONDS / max(step, 1e-3)))
         self.reasons["pretraining"] = (
-            f"{iterations} iterations of {batch} crop pair(s)"
-            + (" mixing modalities " + ", ".join(sorted(modalities)) if len(modalities) > 1 else "")
+            f"{iterations} iterations of {batch} crop pairs of {list(crop)} (y = x so that "
+            "90-degree rotations keep the shape; at least 2 crops and every modality per batch)"
+            + (", mixing modalities " + ", ".join(sorted(modalities)) if len(modalities) > 1
+               else "")
             + ("" if self.context.target.kind == "cuda"
                else f"; about {CPU_PRETRAIN_SECONDS / 60:.0f} min on this CPU by the cost model"))
-        return PretrainingPlan(iterations=iterations, batch_size=batch,
+        return PretrainingPlan(iterations=iterations, batch_size=batch, patch_size=crop,
                                modality_normalization=self.modality_normalization(channel_plans))
+
+    def finetuning_preset(self) -> str:
+        """cross_modality when the unlabelled images hold a modality the labels lack."""
+        labelled = {s.modality for s in self.context.fingerprint.channels}
+        other = sorted(self.context.extra_modalities - labelled)
+        if other:
+            self.reasons["finetuning_preset"] = (
+                f"cross_modality: imagesTs holds {', '.join(other)} images and the labels are "
+                f"{', '.join(sorted(labelled))} only; fine-tuning makes intensity an unreliable "
+                "cue (per-image scaling, class-aware location-scale curves, GIN with IPA) and "
+                "self-trains on those images (benchmarks/ood.py)")
+            return "cross_modality"
+        self.reasons["finetuning_preset"] = ("nnunet_intensity: every image has a labelled "
+                                             "modality")
+        return "nnunet_intensity"
 
     def plan(self) -> Plan:
         spacing = self.target_spacing()
@@ -214,10 +263,10 @@ class DefaultPlanner:
         folds = num_folds_for(num_cases)
         self.reasons["folds"] = (f"{folds}-fold cross-validation of {num_cases} cases" if folds
                                  else "one case: only fold 'all' can be trained")
-        pretraining = self.pretraining(arch, patch, channel_plans)
+        pretraining = self.pretraining(arch, patch, median_shape, channel_plans)
         return Plan(SCHEMA_VERSION, self.context.dataset_name, self.name, __version__,
                     self.context.target, configuration, arch, pretraining, folds,
-                    dict(self.reasons))
+                    self.finetuning_preset(), dict(self.reasons))
 
 
 def _bottleneck_voxels(patch: list[int]) -> int:

@@ -15,7 +15,7 @@ import importlib
 import logging
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from swinfuse_auto.errors import RegistryError
 
@@ -104,3 +104,6 @@ class Registry(Generic[T]):
 
 PLANNERS: Registry[type] = Registry("planner", "planners", "swinfuse_auto.planners")
 TRAINERS: Registry[type] = Registry("trainer", "trainers", "swinfuse_auto.trainers")
+#: Named settings of a trainer recipe (:class:`swinfuse_auto.training.config.TrainerPreset`).
+TRAINER_PRESETS: Registry[Any] = Registry("trainer preset", "trainers",
+                                          "swinfuse_auto.trainer_presets")

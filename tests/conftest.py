@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -62,7 +64,8 @@ def plan_tiny(raw_dir: Path, preprocessed: Path) -> None:
                                  preprocessed=str(preprocessed))
     plan = result.plan
     arch = dataclasses.replace(plan.architecture, feature_size=TINY_FEATURE_SIZE)
-    pretraining = dataclasses.replace(plan.pretraining, iterations=4, warmup_iterations=1)
+    pretraining = dataclasses.replace(plan.pretraining, iterations=4, warmup_iterations=1,
+                                      patch_size=TINY_PATCH)
     plan = dataclasses.replace(plan.with_configuration(patch_size=TINY_PATCH, batch_size=2),
                                architecture=arch, pretraining=pretraining)
     plan.save(result.preprocessed_dir / PLANS_FILE)
@@ -78,3 +81,35 @@ def fresh_results(tiny_roots: dict[str, str], tmp_path: Path) -> dict[str, str]:
 def tiny_planner() -> Callable[[Path, Path], None]:
     """:func:`plan_tiny`, for tests that plan a dataset of their own."""
     return plan_tiny
+
+
+@pytest.fixture
+def make_read_only() -> Iterator[Callable[[Path], Path]]:
+    """A function that makes a folder (created if missing) refuse new files until teardown.
+
+    Tests run as root here and in CI, and root ignores permission bits, so as root the folder is
+    made immutable with ``chattr +i`` (undone with ``chattr -i``); otherwise it gets mode 0o555.
+    The test is skipped where neither stops a write (chattr on tmpfs, no chattr tool).
+    """
+    undo: list[Callable[[], object]] = []
+
+    def lock(folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() != 0:
+            folder.chmod(0o555)
+            undo.append(lambda: folder.chmod(0o755))
+        elif shutil.which("chattr") and subprocess.run(
+                ["chattr", "+i", str(folder)], capture_output=True).returncode == 0:
+            undo.append(lambda: subprocess.run(["chattr", "-i", str(folder)], check=True))
+        else:
+            pytest.skip(f"cannot make {folder} read-only: root, and chattr +i does not work")
+        try:
+            (folder / ".write_probe").touch()
+        except OSError:
+            return folder
+        (folder / ".write_probe").unlink()
+        pytest.skip(f"{folder} still accepts new files after being made read-only")
+
+    yield lock
+    for step in reversed(undo):
+        step()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,9 @@ import torch
 from swinfuse_auto.data.augmentation import build_training_augmentation
 from swinfuse_auto.data.segmentation_data import SegmentationBatches
 from swinfuse_auto.data.step_loader import step_batches
+from swinfuse_auto.dataset.spec import parse_dataset_json
 from swinfuse_auto.errors import CheckpointError
+from swinfuse_auto.inference.predictor import EnsemblePredictor, PredictionSettings
 from swinfuse_auto.networks.factory import build_segmentation_network
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.cache import CaseStore
@@ -28,10 +32,12 @@ from swinfuse_auto.training.loop import LoopSettings, TrainingLoop
 from swinfuse_auto.training.run_setup import RunLogWriter, build_adamw, wrap_distributed
 from swinfuse_auto.training.schedules import warmup_cosine
 from swinfuse_auto.training.segmentation_task import PseudoDice, SegmentationTask
+from swinfuse_auto.training.self_training import (PSEUDO_FOLDER, CombinedStore,
+                                                  plan_self_training)
 from swinfuse_auto.visualization.curves import CurvePlotter
 
 logger = logging.getLogger(__name__)
-#: (epochs, iterations per epoch) when the config leaves them at 0, by the plan's device.
+#: (epochs, iterations per epoch) when the config leaves them unset (None), by the plan's device.
 DEFAULT_BUDGET = {"cuda": (300, 250), "cpu": (10, 25)}
 
 
@@ -49,6 +55,8 @@ class FinetuneTrainer:
         output_dir: the fold folder.
         config: recipe values (see TrainerConfig).
         pretrained: encoder file to start from, or None for random initialisation.
+        unlabelled: the dataset's preprocessed unlabelled images (imagesTs), which
+            self-training pseudo-labels where they are of another modality.
     """
 
     plan: Plan
@@ -62,6 +70,7 @@ class FinetuneTrainer:
     pretrained: Path | None = None
     device: str = "auto"
     progress: bool = False
+    unlabelled: CaseStore | None = None
     #: tensor counts of the encoder transfer (loaded / adapted / decoder_fresh), for the log
     transfer: dict[str, int] | None = field(default=None, init=False)
 
@@ -69,12 +78,12 @@ class FinetuneTrainer:
 
     @staticmethod
     def default_config() -> TrainerConfig:
-        return TrainerConfig(epochs=0, iterations_per_epoch=0, learning_rate=2e-4,
+        return TrainerConfig(epochs=None, iterations_per_epoch=None, learning_rate=2e-4,
                              weight_decay=1e-5, warmup_fraction=0.02, grad_clip=12.0)
 
     def budget(self) -> tuple[int, int]:
-        epochs, iterations = DEFAULT_BUDGET[self.plan.target.kind]
-        return (self.config.epochs or epochs, self.config.iterations_per_epoch or iterations)
+        """(epochs, iterations per epoch): the config's, else the default for the device."""
+        return self.config.budget(*DEFAULT_BUDGET[self.plan.target.kind])
 
     def meta(self) -> dict[str, Any]:
         return {"kind": FOLD_MODEL_KIND, "plan": self.plan.to_dict(),
@@ -94,11 +103,55 @@ class FinetuneTrainer:
             self.transfer = transfer_into(network, state, self.pretrained)
         return network
 
-    def _batches(self, case_ids: list[str], augment: bool, batch_size: int) -> SegmentationBatches:
+    def _batches(self, store: Any, case_ids: list[str], augment: bool) -> SegmentationBatches:
         patch = self.plan.configuration.patch_size
-        augmentation = build_training_augmentation(patch) if augment else None
-        return SegmentationBatches(self.store, case_ids, patch, batch_size,
-                                   self.config.foreground_oversampling, augmentation)
+        augmentation = (build_training_augmentation(patch, self.config.augmentation) if augment
+                        else None)
+        return SegmentationBatches(store, case_ids, patch, self.plan.configuration.batch_size,
+                                   self.config.foreground_oversampling, augmentation,
+                                   self.config.input_scaling)
+
+    def _predictor(self, model: torch.nn.Module, device: torch.device
+                   ) -> Callable[[Any], torch.Tensor]:
+        """Whole-volume probabilities of the network being trained (for pseudo-labels)."""
+        network = unwrap_model(model)
+        ensemble = EnsemblePredictor([network], self.plan, self.dataset_json, [self.fold], device,
+                                     PredictionSettings(mirror_axes=()), self.config.input_scaling)
+
+        def predict(volume: Any) -> torch.Tensor:
+            network.eval()
+            try:
+                return ensemble.predict(volume)
+            finally:
+                network.train()
+
+        return predict
+
+    def _training_batches(self, model: torch.nn.Module, device: torch.device, context: Any,
+                          epochs: int, per_epoch: int
+                          ) -> tuple[Callable[[int], Iterator[Any]], tuple[int, ...]]:
+        """start step -> batches, and the epochs where the source changes: from the switch epoch
+        of self-training on, labelled and pseudo-labelled cases together."""
+        labelled = self._batches(self.store, self.train_ids, True)
+        schedule = plan_self_training(
+            self.config.self_training, self.config.self_training_fraction,
+            self.config.pseudo_label_confidence, epochs, self.unlabelled,
+            tuple(m.value for m in parse_dataset_json(self.dataset_json, Path()).modalities),
+            self.output_dir / PSEUDO_FOLDER)
+
+        def batches(start: int) -> Iterator[Any]:
+            source = labelled
+            if schedule is not None and start >= schedule.switch_epoch * per_epoch:
+                pseudo = schedule.pseudo_labels(self._predictor(model, device),
+                                                self.plan.architecture.num_classes, context)
+                keys = pseudo.case_keys()
+                source = self._batches(CombinedStore([(self.store, self.train_ids),
+                                                      (pseudo, keys)]),
+                                       self.train_ids + keys, True)
+            return step_batches(source, start, self.config.seed, context.rank,
+                                self.config.num_workers)
+
+        return batches, (schedule.switch_epoch,) if schedule is not None else ()
 
     def build_loop(self) -> TrainingLoop:
         """Device, network (with the pre-trained encoder), data and optimiser."""
@@ -108,12 +161,12 @@ class FinetuneTrainer:
         model = wrap_distributed(network, context, device)
         if self.config.compile:
             model = torch.compile(model)
-        train = self._batches(self.train_ids, True, self.plan.configuration.batch_size)
+        batches, switches = self._training_batches(model, device, context, epochs, per_epoch)
         total = epochs * per_epoch
         warmup = max(1, int(self.config.warmup_fraction * total))
         callbacks: list[Any] = []
         if self.val_ids:
-            val = self._batches(self.val_ids, False, self.plan.configuration.batch_size)
+            val = self._batches(self.store, self.val_ids, False)
             callbacks.append(PseudoDice(
                 lambda start: step_batches(val, start, self.config.seed + 1, 0, 0),
                 model, device, self.plan.architecture.num_classes,
@@ -127,11 +180,10 @@ class FinetuneTrainer:
             optimizer=build_adamw(model, self.config.learning_rate, self.config.weight_decay),
             lr_factor=lambda step: warmup_cosine(step, total, warmup),
             loss_fn=SegmentationTask(model, device),
-            batches=lambda start: step_batches(train, start, self.config.seed, context.rank,
-                                               self.config.num_workers),
+            batches=batches,
             settings=LoopSettings(epochs, per_epoch, self.config.grad_clip,
                                   autocast_dtype(device) if self.config.amp else None,
-                                  self.progress),
+                                  self.progress, switches),
             checkpoint_path=self.output_dir / LATEST_CHECKPOINT,
             meta=self.meta(), context=context, callbacks=callbacks)
 
@@ -147,6 +199,8 @@ class FinetuneTrainer:
             raise CheckpointError(f"{latest} exists: fold {self.fold} was trained before. Pass "
                                   "--continue to resume it, or delete the fold folder to start "
                                   "again.")
+        if not latest.exists():  # a fresh run: pseudo-labels of an earlier one are stale
+            shutil.rmtree(self.output_dir / PSEUDO_FOLDER, ignore_errors=True)
         loop = self.build_loop()
         if resume and latest.exists():
             loop.resume(latest, expect={"plan": self.plan.to_dict(),

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from swinfuse_auto.data.pretraining_data import PretrainingBatches, build_pool
+from swinfuse_auto.data.pretraining_data import (PretrainingBatches, build_pool,
+                                                 minimum_batch_size)
 from swinfuse_auto.data.step_loader import step_batches
 from swinfuse_auto.networks.factory import build_pretraining_model
 from swinfuse_auto.plans.schema import Plan
@@ -26,9 +27,40 @@ from swinfuse_auto.training.pretraining_task import PretrainingTask
 from swinfuse_auto.training.run_setup import (RunLogWriter, build_adamw, epochs_for,
                                               wrap_distributed)
 from swinfuse_auto.training.schedules import warmup_cosine
-from swinfuse_auto.training.ssl_losses import PretrainingLossWeights
+from swinfuse_auto.training.ssl_losses import DENSITY_MODALITIES, PretrainingLossWeights
 
 logger = logging.getLogger(__name__)
+#: Optimiser steps between two checkpoints when the config leaves iterations_per_epoch unset.
+CHECKPOINT_INTERVAL = 25
+
+
+def _batch_size_for(planned: int, modalities: list[str]) -> int:
+    """The plan's batch, raised (loudly) when the pool holds more modalities than it was
+    planned for, e.g. MR images added with ``--extra`` to a CT-only plan."""
+    needed = minimum_batch_size(modalities)
+    if planned < needed:
+        logger.warning("pre-training batch raised from %d to %d crop pairs so that every batch "
+                       "holds every modality (%s) and contrastive coding has a negative; a step "
+                       "costs more time and memory than the plan's estimate", planned, needed,
+                       ", ".join(modalities))
+    return max(planned, needed)
+
+
+def _density_weight_for(weight: float, modalities: list[str]) -> float:
+    """The density-matching weight, or 0 with a loud warning when it cannot be computed.
+
+    The term compares CT with MR embeddings; with one of them missing it would be a constant 0
+    that looks like perfect alignment in the log, so it is switched off and said so instead.
+    """
+    missing = [m for m in DENSITY_MODALITIES if m not in modalities]
+    if weight > 0 and missing:
+        logger.warning("the density-matching term (CT/MR alignment, SwinFUSE's invariance loss) "
+                       "is OFF: the pre-training images hold no %s (found: %s). Add images of "
+                       "that modality (imagesTs cases tagged in case_channel_names, or pretrain "
+                       "--extra DIR %s) to align the modalities.", " or ".join(missing),
+                       ", ".join(modalities), missing[0])
+        return 0.0
+    return weight
 
 
 @TRAINERS.register("swin_dim_pretrain")
@@ -41,7 +73,8 @@ class PretrainTrainer:
         stores: preprocessed case folders to draw images from.
         output_dir: run folder (checkpoint_latest.pt, pretrained_encoder.pt, training_log.json).
         config: recipe values; ``epochs`` is ignored (the budget is ``iterations``).
-        iterations: optimiser steps; None takes the plan's budget.
+        iterations: optimiser steps (at least 1, checked by :func:`pretrain`); None takes the
+            plan's budget.
         device: "auto", "cpu" or "cuda".
     """
 
@@ -57,15 +90,17 @@ class PretrainTrainer:
 
     @staticmethod
     def default_config() -> TrainerConfig:
-        return TrainerConfig(iterations_per_epoch=25, learning_rate=4e-4, weight_decay=0.1,
-                             warmup_fraction=0.05, grad_clip=None, num_workers=2)
+        return TrainerConfig(iterations_per_epoch=CHECKPOINT_INTERVAL, learning_rate=4e-4,
+                             weight_decay=0.1, warmup_fraction=0.05, grad_clip=None,
+                             num_workers=2)
 
     def build_loop(self) -> TrainingLoop:
         """Set up device, data, model and optimiser (the side effects live here, not __init__)."""
         context, device = init_distributed(self.device)
         recipe = self.plan.pretraining
-        total = self.iterations or recipe.iterations
-        epochs, per_epoch = epochs_for(total, self.config.iterations_per_epoch)
+        total = recipe.iterations if self.iterations is None else self.iterations
+        interval = self.config.budget(1, CHECKPOINT_INTERVAL)[1]  # its epochs are not used
+        epochs, per_epoch = epochs_for(total, interval)
         torch.manual_seed(self.config.seed)
         arch = self.plan.architecture
         model = build_pretraining_model(dataclasses.replace(arch, in_channels=1))
@@ -74,8 +109,11 @@ class PretrainTrainer:
         self.data_seen = {"images": len(pool),
                           "by_modality": dict(Counter(e.modality for e in pool)),
                           "folders": [str(s.folder) for s in self.stores]}
-        batches = PretrainingBatches(pool, self.plan.configuration.patch_size, recipe.batch_size)
-        weights = PretrainingLossWeights(density_matching=recipe.density_matching_weight)
+        modalities = sorted({entry.modality for entry in pool})
+        batches = PretrainingBatches(pool, recipe.patch_size,
+                                     _batch_size_for(recipe.batch_size, modalities))
+        weights = PretrainingLossWeights(
+            density_matching=_density_weight_for(recipe.density_matching_weight, modalities))
         task = PretrainingTask(model, device, weights, recipe.contrastive_temperature)
         warmup = min(recipe.warmup_iterations, int(self.config.warmup_fraction * total) or 1)
         self.output_dir.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 import textwrap
@@ -13,6 +14,24 @@ from swinfuse_auto.errors import SwinfuseError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+WRAP_WIDTH = 100
+
+#: The flag that chooses each command's output location, named in the fix of an OS error.
+_OUTPUT_OPTIONS = {"plan_and_preprocess": "--preprocessed", "pretrain": "--results",
+                   "train_fold": "--results", "predict": "-o", "evaluate": "--json",
+                   "export_model": "-o", "demo": "--output", "summarize_cv": "--results",
+                   "make_example_dataset": "another OUTPUT_ROOT"}
+#: The fix for an OS error, by errno ({choose}: how to pick another folder); others: _OTHER_FIX.
+_OS_ERROR_FIXES = {
+    errno.ENOSPC: "Free disk space or {choose}.",
+    errno.EDQUOT: "Free space within your disk quota or {choose}.",
+    errno.EACCES: "Give this user access to it or {choose}.",
+    errno.EPERM: "Make it writable (permissions, chattr -i) or {choose}.",
+    errno.EROFS: "The file system is mounted read-only; {choose}.",
+    errno.ENOENT: "Check the path; a folder may have been moved or deleted during the run.",
+}
+_OTHER_FIX = ("Check the file and the disk, then run the command again; finished outputs are "
+              "kept and a re-run resumes.")
 
 
 def add_root_flags(parser: argparse.ArgumentParser) -> None:
@@ -53,23 +72,51 @@ def configure_logging(verbose: bool = False) -> None:
                         handlers=[_CurrentStderrHandler()])
 
 
-def report_error(exc: BaseException) -> None:
-    """Print a user error as one wrapped paragraph on stderr."""
-    message = textwrap.fill(f"error: {exc}", width=100, break_long_words=False,
-                            break_on_hyphens=False)
-    print(message, file=sys.stderr)
+def _wrap_line(line: str) -> str:
+    """Wrap one line of a message; continuation lines align with its text (after "- ")."""
+    if not line.strip():
+        return ""
+    indent = line[: len(line) - len(line.lstrip())]
+    hanging = indent + "  " if line.lstrip().startswith("- ") else indent
+    return textwrap.fill(line, width=WRAP_WIDTH, subsequent_indent=hanging,
+                         break_long_words=False, break_on_hyphens=False)
+
+
+def wrap_message(text: str) -> str:
+    """Wrap each line of ``text`` on its own: a list of problems keeps one line per problem."""
+    return "\n".join(_wrap_line(line) for line in text.splitlines())
+
+
+def describe_os_error(exc: OSError, output_option: str | None = None) -> str:
+    """What an OS error means for the user: which file, what went wrong, and the fix."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    where = f"{exc.filename}: " if exc.filename is not None else ""
+    choose = f"choose another folder with {output_option}" if output_option else \
+        "choose another output folder"
+    fix = _OS_ERROR_FIXES.get(exc.errno, _OTHER_FIX) if exc.errno is not None else _OTHER_FIX
+    return f"{where}{what}. {fix.format(choose=choose)}"
+
+
+def report_error(exc: BaseException, output_option: str | None = None) -> None:
+    """Print a user error on stderr: one wrapped paragraph, or one wrapped line per line of a
+    multi-line message (a list of problems). An OS error names its file and the fix, with
+    ``output_option``, the flag choosing the command's output location, when it has one."""
+    text = describe_os_error(exc, output_option) if isinstance(exc, OSError) else str(exc)
+    print(wrap_message(f"error: {text}"), file=sys.stderr)
 
 
 def run_command(build_parser: Callable[[], argparse.ArgumentParser],
                 run: Callable[[argparse.Namespace], int | None],
                 argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv``, run, and map outcomes to exit codes (0 ok, 2 user error, 130 interrupt)."""
-    args = build_parser().parse_args(argv)
+    """Parse ``argv``, run, and map outcomes to exit codes (0 ok, 2 user error or OS error such
+    as a full disk, 130 interrupt)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     configure_logging(getattr(args, "verbose", False))
     try:
         return int(run(args) or 0)
-    except SwinfuseError as exc:
-        report_error(exc)
+    except (SwinfuseError, OSError) as exc:
+        report_error(exc, _OUTPUT_OPTIONS.get(parser.prog))
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted; finished outputs are kept and a re-run resumes", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from swinfuse_auto.cli.common import add_verbosity_flag, run_command
@@ -67,10 +68,14 @@ def run(args: argparse.Namespace) -> int:
     from swinfuse_auto.api import evaluate_folders
     from swinfuse_auto.dataset.spec import load_dataset_spec
     from swinfuse_auto.errors import ConfigError
+    from swinfuse_auto.evaluation.folder_eval import SUMMARY_FILE
+    from swinfuse_auto.io.output_checks import check_output_location
     from swinfuse_auto.paths import resolve_dataset
 
     if args.num_processes < 1:
         raise ConfigError(f"-np must be at least 1, found {args.num_processes}.")
+    summary_file = Path(args.json) if args.json else Path(args.prediction) / SUMMARY_FILE
+    check_output_location(summary_file.parent, f"folder of {summary_file.name}", "--json FILE")
     spec = load_dataset_spec(resolve_dataset(args.dataset, raw=args.raw).raw_dir)
     labels = spec.label_values if args.include_background else spec.foreground_labels
     names = {value: name for name, value in spec.labels.items() if name != "ignore"}

@@ -37,11 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from swinfuse_auto.api import plan_and_preprocess
+    from swinfuse_auto.io.output_checks import check_preprocessing_output
 
     if args.num_processes is not None and args.num_processes < 1:
         from swinfuse_auto.errors import ConfigError
 
         raise ConfigError(f"-np must be at least 1, found {args.num_processes}.")
+    check_preprocessing_output(args.dataset, args.raw, args.preprocessed)
     result = plan_and_preprocess(args.dataset, planner=args.planner,
                                  gpu_memory_gb=args.gpu_memory_gb, device=args.device,
                                  num_processes=args.num_processes, verify=args.verify,

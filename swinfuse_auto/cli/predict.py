@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "spacing, origin and direction.",
         epilog="Exit status: 0 when every case was written or skipped, 1 when some cases failed "
                "(the others are still written; each failure is printed), 2 for a usage error "
-               "(missing model, bad folder).")
+               "(missing model, bad folder, an output folder that cannot be written, checked "
+               "before any case is predicted) or an error writing the outputs (disk full).")
     parser.add_argument("-i", "--input", required=True, metavar="INPUT_DIR",
                         help="folder of images to segment")
     parser.add_argument("-o", "--output", required=True, metavar="OUTPUT_DIR",

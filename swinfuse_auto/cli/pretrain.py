@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "--pretrain auto uses. An interrupted run resumes where it stopped.")
     parser.add_argument("dataset", help="dataset folder name, numeric id or path")
     parser.add_argument("--iterations", type=int, default=None, metavar="N",
-                        help="optimiser steps (default: the plan's budget for this device)")
+                        help="optimiser steps, at least 1 (default: the plan's budget for this "
+                             "device)")
     parser.add_argument("--extra", nargs=2, action="append", metavar=("DIR", "MODALITY"),
                         help="an extra folder of unlabelled images and their modality (CT, MR "
                              "or other); repeat for several folders")
@@ -41,8 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from swinfuse_auto.api import pretrain
+    from swinfuse_auto.io.output_checks import check_training_output
     from swinfuse_auto.training.distributed import shutdown_distributed
 
+    check_training_output(args.dataset, args.raw, args.preprocessed, args.results)
     try:  # under torchrun: leave the process group cleanly on every rank
         path = pretrain(args.dataset, planner=args.planner, iterations=args.iterations,
                         extra=args.extra, trainer=args.trainer, config_overrides=args.overrides,

@@ -28,10 +28,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trainer", default="swin_dim_finetune",
                         help="registered fine-tuning recipe")
     parser.add_argument("--planner", default="default", help="planner whose plan to use")
+    parser.add_argument("--preset", default=None, metavar="NAME",
+                        help="named settings of the recipe, applied before --set (built in: "
+                             "nnunet_intensity, shape_over_intensity, cross_modality; default: "
+                             "the preset plans.json names for this dataset)")
     parser.add_argument("--epochs", type=int, default=None, metavar="N",
-                        help="epochs (default: 300 on a GPU, 10 on a CPU)")
+                        help="epochs, at least 1 (default: 300 on a GPU, 10 on a CPU)")
     parser.add_argument("--iterations-per-epoch", type=int, default=None, metavar="N",
-                        help="optimiser steps per epoch (default: 250 on a GPU, 25 on a CPU)")
+                        help="optimiser steps per epoch, at least 1 (default: 250 on a GPU, 25 "
+                             "on a CPU)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides",
                         help="override a trainer config value, e.g. --set learning_rate=1e-4")
     parser.add_argument("--continue", action="store_true", dest="continue_training",
@@ -47,8 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from swinfuse_auto.api import train_fold
+    from swinfuse_auto.io.output_checks import check_training_output
     from swinfuse_auto.training.distributed import shutdown_distributed
 
+    check_training_output(args.dataset, args.raw, args.preprocessed, args.results)
     try:
         fold_dir = train_fold(args.dataset, args.fold, pretrain_choice=args.pretrain,
                               trainer=args.trainer, planner=args.planner, epochs=args.epochs,
@@ -57,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
                               continue_training=args.continue_training,
                               validate=not args.no_validation, device=args.device,
                               raw=args.raw, preprocessed=args.preprocessed,
-                              results=args.results, progress=not args.no_progress)
+                              results=args.results, progress=not args.no_progress,
+                              preset=args.preset)
     finally:
         shutdown_distributed()
     print(f"fold {args.fold} done: {fold_dir}")

@@ -33,6 +33,7 @@ from batchgenerators.transforms.resample_transforms import SimulateLowResolution
 from batchgenerators.transforms.spatial_transforms import MirrorTransform, SpatialTransform
 
 from swinfuse_auto.data.intensity_augmentation import IntensityAugmentation
+from swinfuse_auto.data.location_scale import LocationScaleAugmentation
 from swinfuse_auto.errors import ConfigError
 
 Stage = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
@@ -84,7 +85,11 @@ class AugmentationConfig:
     gamma_probability: float = 0.3
     mirror_axes: tuple[int, ...] = (0, 1, 2)
     gin_probability: float = 0.3
+    ipa_probability: float = 0.0
     inversion_probability: float = 0.0
+    location_scale_probability: float = 0.0
+    location_scale_class_aware_probability: float = 0.5
+    location_scale_blend_voxels: float = 1.0
     anisotropy_threshold: float = 3.0
 
     def __post_init__(self) -> None:
@@ -284,9 +289,10 @@ def _intensity_transforms(config: AugmentationConfig, in_plane: bool) -> list[An
 def build_training_augmentation(patch_size: Sequence[int],
                                 config: AugmentationConfig | None = None
                                 ) -> AugmentationPipeline:
-    """nnU-Net's augmentation for ``patch_size`` (z, y, x), plus GIN and optional inversion.
+    """nnU-Net's augmentation for ``patch_size`` (z, y, x), plus the cross-modality ones.
 
-    Order: rotation / scaling (elastic) from an enlarged crop to the patch; GIN and intensity
+    Order: rotation / scaling (elastic) from an enlarged crop to the patch; class-aware
+    location-scale (its class masks must match the final label); GIN (with IPA) and intensity
     inversion; noise, blur, brightness, contrast, low resolution, gamma (inverted and plain);
     mirroring. Stages whose probabilities are all zero are left out. Anisotropic patches
     (:func:`is_anisotropic_patch`) rotate and scale in the (y, x) plane only, by up to
@@ -306,8 +312,13 @@ def build_training_augmentation(patch_size: Sequence[int],
     if max(config.rotation_probability, config.scale_probability, config.elastic_probability) > 0:
         spatial, input_size = _spatial_stage(patch, config)  # type: ignore[arg-type]
         stages.append(spatial)
+    if config.location_scale_probability > 0:
+        stages.append(LocationScaleAugmentation(config.location_scale_probability,
+                                                config.location_scale_class_aware_probability,
+                                                config.location_scale_blend_voxels))
     if max(config.gin_probability, config.inversion_probability) > 0:
-        stages.append(IntensityAugmentation(config.gin_probability, config.inversion_probability))
+        stages.append(IntensityAugmentation(config.gin_probability, config.inversion_probability,
+                                            config.ipa_probability))
     transforms = [t for t in _intensity_transforms(config, in_plane) if t.p_per_sample > 0]
     if config.mirror_axes:
         transforms.append(MirrorTransform(tuple(config.mirror_axes)))

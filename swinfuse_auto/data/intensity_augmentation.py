@@ -9,9 +9,16 @@ at random, which is what a model must ignore to carry CT features over to MR and
 (flipping intensities within their range) is the cheapest such mapping: bright bone in CT becomes
 dark as in many MR sequences.
 
+Interventional pseudo-correlation augmentation (IPA; the same paper) goes one step further: two
+independent GIN outputs are blended through a random smooth field, ``b * GIN_1(x) + (1 - b) *
+GIN_2(x)``, so the intensity mapping itself varies slowly across the image. Regions that would be
+correlated with the labels only through their brightness (a bias field, an MR coil's shading, a
+contrast agent's uptake) get randomly different appearance in every sample.
+
 Each channel of each sample is treated separately (one channel is one modality). Random numbers
 come only from the caller's ``numpy.random.Generator``: parameters are drawn first
-(:func:`draw_gin_network`) and applied after (:func:`apply_gin`), so a seed reproduces them.
+(:func:`draw_gin_network`, :func:`draw_smooth_field`) and applied after (:func:`apply_gin`), so
+a seed reproduces them.
 """
 
 from __future__ import annotations
@@ -104,6 +111,23 @@ def apply_gin(image: np.ndarray, network: GinNetwork) -> np.ndarray:
     return mixed[0].numpy()
 
 
+def draw_smooth_field(shape: Sequence[int], rng: np.random.Generator,
+                      control_points: int = 4) -> np.ndarray:
+    """A random field in [0, 1] varying slowly over ``shape``: uniform values on a coarse grid of
+    ``control_points`` per axis (fewer along short axes), interpolated trilinearly."""
+    coarse = [max(2, min(control_points, int(s) // 8 + 1)) for s in shape]
+    grid = torch.from_numpy(rng.uniform(0.0, 1.0, coarse).astype(np.float32))[None, None]
+    field = F.interpolate(grid, size=tuple(int(s) for s in shape), mode="trilinear",
+                          align_corners=True)
+    return field[0, 0].numpy()
+
+
+def apply_ipa(image: np.ndarray, first: GinNetwork, second: GinNetwork,
+              field: np.ndarray) -> np.ndarray:
+    """IPA: two GIN outputs blended by ``field`` (1: the first, 0: the second)."""
+    return field * apply_gin(image, first) + (1.0 - field) * apply_gin(image, second)
+
+
 def invert_intensity(image: np.ndarray) -> np.ndarray:
     """Mirror intensities within their range: min and max swap, the range is kept."""
     return (image.max() + image.min()) - image
@@ -118,6 +142,8 @@ class IntensityAugmentation:
     Args:
         gin_probability: chance that a channel of a sample goes through a random GIN network.
         inversion_probability: chance that it is inverted first.
+        ipa_probability: chance that a GIN-augmented channel blends two GIN outputs through a
+            random smooth field (IPA) instead of taking one.
         layers, hidden_channels, kernel_sizes: the GIN network's shape.
 
     Raises:
@@ -129,16 +155,18 @@ class IntensityAugmentation:
     """
 
     def __init__(self, gin_probability: float = 0.3, inversion_probability: float = 0.0,
-                 layers: int = 4, hidden_channels: int = 2,
+                 ipa_probability: float = 0.0, layers: int = 4, hidden_channels: int = 2,
                  kernel_sizes: Sequence[int] = (1, 3)) -> None:
         for name, p in (("gin_probability", gin_probability),
-                        ("inversion_probability", inversion_probability)):
+                        ("inversion_probability", inversion_probability),
+                        ("ipa_probability", ipa_probability)):
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"IntensityAugmentation {name}: expected a probability in "
                                   f"[0, 1], found {p}.")
         check_gin_shape(layers, hidden_channels, kernel_sizes)
         self.gin_probability = gin_probability
         self.inversion_probability = inversion_probability
+        self.ipa_probability = ipa_probability
         self.layers = layers
         self.hidden_channels = hidden_channels
         self.kernel_sizes = tuple(kernel_sizes)
@@ -151,7 +179,14 @@ class IntensityAugmentation:
                 if rng.uniform() < self.inversion_probability:
                     out[b, c] = invert_intensity(out[b, c])
                 if rng.uniform() < self.gin_probability:
-                    network = draw_gin_network(rng, self.layers, self.hidden_channels,
-                                               self.kernel_sizes)
-                    out[b, c] = apply_gin(out[b, c], network)
+                    out[b, c] = self._gin(out[b, c], rng)
         return out, seg
+
+    def _gin(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One GIN draw, or with ``ipa_probability`` two blended by a random smooth field."""
+        shape = (self.layers, self.hidden_channels, self.kernel_sizes)
+        network = draw_gin_network(rng, *shape)
+        if self.ipa_probability <= 0 or rng.uniform() >= self.ipa_probability:
+            return apply_gin(image, network)  # no draw when IPA is off: seeds replay as before
+        return apply_ipa(image, network, draw_gin_network(rng, *shape),
+                         draw_smooth_field(image.shape, rng))

@@ -1,9 +1,10 @@
 """Single-channel crops for self-supervised pre-training, mixing CT and MR in every batch.
 
 Every channel of every preprocessed image (training cases, imagesTs cases, extra unlabelled
-folders) is one pool entry tagged with its modality. When the pool holds more than one modality,
-each batch takes an equal share of each, because the density-matching loss compares the CT and
-MR embeddings *within* a batch and is zero (useless) when a batch holds one modality only.
+folders) is one pool entry tagged with its modality. Every batch holds at least one crop of each
+modality of the pool, because the density-matching loss compares the CT and MR embeddings
+*within* a batch and cannot be computed from a batch of one modality, and at least two crops,
+because contrastive coding needs another crop as a negative.
 """
 
 from __future__ import annotations
@@ -15,10 +16,16 @@ import torch
 
 from swinfuse_auto.data.cropping import crop_padded, random_crop_start
 from swinfuse_auto.dataset.modality import MODALITY_INDEX, Modality
-from swinfuse_auto.errors import PreprocessingError
+from swinfuse_auto.errors import ConfigError, PreprocessingError
 from swinfuse_auto.preprocessing.cache import CaseStore
 
+#: Contrastive coding contrasts each crop with the others of its batch.
+MIN_PRETRAINING_BATCH = 2
 
+
+def minimum_batch_size(modalities: list[str]) -> int:
+    """The smallest batch that holds every modality and gives NT-Xent a negative."""
+    return max(MIN_PRETRAINING_BATCH, len(set(modalities)))
 
 @dataclass(frozen=True)
 class PoolEntry:
@@ -48,6 +55,9 @@ class PretrainingBatches:
     """Callable ``rng -> batch`` for :func:`swinfuse_auto.data.step_loader.step_batches`.
 
     A batch is {"image": (B, 1, *patch) float32, "modality": (B,) int64, "view_seed": int}.
+
+    Raises:
+        ConfigError: ``batch_size`` below :func:`minimum_batch_size` of the pool's modalities.
     """
 
     def __init__(self, pool: list[PoolEntry], patch_size: tuple[int, int, int],
@@ -58,6 +68,10 @@ class PretrainingBatches:
         self.by_modality: dict[str, list[int]] = {}
         for index, entry in enumerate(pool):
             self.by_modality.setdefault(entry.modality, []).append(index)
+        if batch_size < minimum_batch_size(self.modalities):
+            raise ConfigError(f"A pre-training batch of {batch_size} crop(s) cannot hold two crops "
+                              f"and every modality of the pool ({', '.join(self.modalities)}); "
+                              f"use at least {minimum_batch_size(self.modalities)}.")
 
     @property
     def modalities(self) -> list[str]:

@@ -21,6 +21,10 @@ Sampling follows nnU-Net v2:
 With spatial augmentation, a crop larger than the patch and centred on it is cut first
 (:meth:`AugmentationPipeline.crop_size`), so rotation and zoom-out see real image, not padding,
 around the patch, and the foreground voxel stays at the patch centre.
+
+An input scaling other than the plan's (:mod:`swinfuse_auto.preprocessing.input_scaling`) is
+computed once per case from the whole volume, exactly as prediction computes it, and applied to
+each crop; padding stays 0 in the scaled values, as prediction pads the scaled volume.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from swinfuse_auto.data.cropping import crop_padded
 from swinfuse_auto.errors import ConfigError, PreprocessingError
 from swinfuse_auto.preprocessing.cache import CaseStore
 from swinfuse_auto.preprocessing.case import CaseProperties
+from swinfuse_auto.preprocessing.input_scaling import apply_scaling, scaling_parameters
 
 
 def foreground_sample_count(batch_size: int, fraction: float, rng: np.random.Generator) -> int:
@@ -82,7 +87,7 @@ def foreground_locations(properties: CaseProperties) -> dict[int, np.ndarray]:
             for c, v in properties.class_locations.items() if c > 0 and len(v)}
 
 
-_Case = tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]
+_Case = tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], np.ndarray | None]
 
 
 class SegmentationBatches:
@@ -95,6 +100,7 @@ class SegmentationBatches:
         batch_size: samples per batch.
         foreground_oversampling: fraction of each batch centred on foreground (module docstring).
         augmentation: applied to the whole batch; None for plain crops.
+        input_scaling: registered input scaling applied to each case ("plan": none).
 
     Raises:
         ConfigError: for an empty case list, a bad patch or batch size, a fraction outside
@@ -108,7 +114,8 @@ class SegmentationBatches:
 
     def __init__(self, store: CaseStore, case_ids: Sequence[str], patch_size: Sequence[int],
                  batch_size: int, foreground_oversampling: float = 0.33,
-                 augmentation: AugmentationPipeline | None = None) -> None:
+                 augmentation: AugmentationPipeline | None = None,
+                 input_scaling: str = "plan") -> None:
         self.patch_size = tuple(int(p) for p in patch_size)
         if not case_ids:
             raise ConfigError(f"No training cases given for the batches from {store.folder}; "
@@ -126,6 +133,7 @@ class SegmentationBatches:
         self.batch_size = batch_size
         self.foreground_oversampling = foreground_oversampling
         self.augmentation = augmentation
+        self.input_scaling = input_scaling
         self.crop_size = (augmentation.crop_size(self.patch_size) if augmentation is not None
                           else self.patch_size)
         self._cases: dict[str, _Case] = {}
@@ -147,17 +155,23 @@ class SegmentationBatches:
                     f"Case {case_id} in {self.store.folder} has no segmentation "
                     f"({self.store.seg_path(case_id).name} is missing), so it cannot be used "
                     "for training. Re-run plan_and_preprocess.")
-            self._cases[case_id] = (data, seg, foreground_locations(properties))
+            scaling = (None if self.input_scaling == "plan"
+                       else scaling_parameters(data, self.input_scaling))
+            self._cases[case_id] = (data, seg, foreground_locations(properties), scaling)
         return self._cases[case_id]
 
     def _sample(self, case_id: str, foreground: bool, rng: np.random.Generator
                 ) -> tuple[np.ndarray, np.ndarray]:
         """Crop of ``crop_size`` around a patch position drawn as in the module docstring."""
-        data, seg, locations = self._case(case_id)
+        data, seg, locations, scaling = self._case(case_id)
         center = foreground_voxel(locations, rng) if foreground else None
         start = patch_start(data.shape[1:], self.patch_size, rng, center)
         start = [s - (c - p) // 2 for s, c, p in zip(start, self.crop_size, self.patch_size)]
-        return crop_padded(data, start, self.crop_size), crop_padded(seg, start, self.crop_size)
+        label = crop_padded(seg, start, self.crop_size)
+        if scaling is None:
+            return crop_padded(data, start, self.crop_size), label
+        image = apply_scaling(crop_padded(data, start, self.crop_size, fill=np.nan), scaling)
+        return np.nan_to_num(image, copy=False, nan=0.0), label
 
     def __call__(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         forced = foreground_sample_count(self.batch_size, self.foreground_oversampling, rng)

@@ -22,9 +22,7 @@ import torch
 from torch import Tensor
 
 from swinfuse_auto.errors import ConfigError
-
-#: Candidate rotation planes as dims of a (N, C, Z, Y, X) batch: axial (y, x) first.
-ROTATION_PLANES: tuple[tuple[int, int], ...] = ((3, 4), (2, 4), (2, 3))
+from swinfuse_auto.plans.crop_rules import rotation_plane_zyx, square_in_plane
 
 Box = tuple[tuple[int, ...], tuple[int, ...]]  # (start, size) per spatial axis
 Number = TypeVar("Number", float, Tensor)
@@ -38,16 +36,18 @@ def rotation_plane(shape: Sequence[int]) -> tuple[int, int]:
 
     rot90 keeps a crop's shape only in a plane whose two axes are equal, so the first such plane
     of axial (y, x), coronal (z, x) and sagittal (z, y) is used. A 32x64x64 crop rotates axially.
+    The planner gives every pre-training crop such a plane (``pretraining.patch_size``).
 
     Raises:
         ConfigError: if no plane has two equal axes.
     """
-    for a, b in ROTATION_PLANES:
-        if shape[a] == shape[b]:
-            return a, b
-    raise ConfigError(f"Rotation pre-training needs two equal axes in one plane, but the crop is "
-                      f"{'x'.join(map(str, shape[-3:]))} (z x y x x). Choose a pre-training "
-                      f"patch size with y == x, e.g. 32x64x64.")
+    plane = rotation_plane_zyx(shape[-3:])
+    if plane is None:
+        raise ConfigError(f"Rotation pre-training needs two equal axes in one plane, but the crop "
+                          f"is {'x'.join(map(str, shape[-3:]))} (z x y x x). Set "
+                          f"pretraining.patch_size in plans.json to one with y == x, e.g. "
+                          f"{'x'.join(map(str, square_in_plane(shape[-3:])))}.")
+    return plane[0] + 2, plane[1] + 2
 
 
 def rotate_views(x: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:

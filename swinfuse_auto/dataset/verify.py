@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import difflib
 import logging
-import multiprocessing
 import re
 from collections import Counter
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from swinfuse_auto.dataset.spec import DatasetSpec, load_dataset_spec
 from swinfuse_auto.dataset.verify_checks import (ERROR, WARNING, CaseJob, CaseResult, Issue,
                                                  check_case)
 from swinfuse_auto.errors import ConfigError, DatasetError
+from swinfuse_auto.io.image import SUPPORTED_ENDINGS
 from swinfuse_auto.io.atomic import write_json
 
 __all__ = ["CHECKS", "Issue", "VerifyReport", "raise_for_report", "verify_dataset"]
@@ -36,6 +35,7 @@ logger = logging.getLogger(__name__)
 CHECKS: dict[str, str] = {
     "dataset_json": "dataset.json or the dataset folder is missing, unreadable or invalid",
     "num_training": "numTraining differs from the number of training cases",
+    "file_ending": "no image ends with file_ending, but images with another supported ending do",
     "missing_channel": "a case lacks the file of a channel named in channel_names",
     "extra_channel": "a channel file whose index is not in channel_names (it would be ignored)",
     "missing_label": "a training case has no label file",
@@ -53,6 +53,7 @@ CHECKS: dict[str, str] = {
     "absent_class": "a class of dataset.json occurs in no training label (full only)",
 }
 _LEVELS = ("error", "warning", "ignore")
+_CHANNEL = re.compile(r"_\d{4}$")
 _EXAMPLES_PER_CHECK = 3
 
 
@@ -200,6 +201,8 @@ def _run(jobs: list[CaseJob], num_processes: int, progress: bool) -> list[CaseRe
     """Check cases, in parallel when asked; results keep the order of ``jobs``."""
     from tqdm import tqdm  # only imported here: the rest of the module is headless
 
+    from swinfuse_auto.parallel import process_pool
+
     with tqdm(total=len(jobs), desc="Verifying dataset", unit="case",
               disable=not progress) as bar:
         if num_processes <= 1 or len(jobs) <= 1:
@@ -208,9 +211,9 @@ def _run(jobs: list[CaseJob], num_processes: int, progress: bool) -> list[CaseRe
                 results.append(check_case(job))
                 bar.update()
             return results
-        # spawn: forking a process that holds SimpleITK or torch threads can deadlock.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(num_processes, len(jobs)), mp_context=context) as pool:
+        # spawn (forking a process that holds SimpleITK or torch threads can deadlock), and
+        # workers that exit with this process
+        with process_pool(min(num_processes, len(jobs))) as pool:
             results = []
             for result in pool.map(check_case, jobs):
                 results.append(result)
@@ -223,7 +226,10 @@ def _folder_issues(raw_dir: Path, spec: DatasetSpec, train: list[Case], test: li
     """Checks of the dataset as a whole, which need no file to be opened."""
     with_images = [c for c in train if any(p is not None for p in c.images)]
     issues = []
-    if len(with_images) != spec.num_training:
+    wrong_ending = None if with_images else _wrong_ending_issue(raw_dir, spec)
+    if wrong_ending is not None:  # numTraining is not the problem, so do not suggest 0
+        issues.append(wrong_ending)
+    elif len(with_images) != spec.num_training:
         folder = raw_dir / "imagesTr"
         hint = "" if folder.is_dir() else " (the folder imagesTr does not exist)"
         issues.append(Issue(
@@ -263,13 +269,58 @@ def _unexpected_files(raw_dir: Path, folder: str, spec: DatasetSpec) -> list[Iss
                 f"Add the channel to channel_names or move the file out of {folder}."))
         elif not (match if folder.startswith("images") else
                   path.name.endswith(spec.file_ending)):
-            pattern = "CASE_XXXX" if folder.startswith("images") else "CASE"
-            issues.append(Issue(
-                WARNING, "unexpected_file", None, rel,
-                f"{rel} is not used: its name does not match {pattern}{spec.file_ending} "
-                f"(file_ending in dataset.json is '{spec.file_ending}'). Rename it or move "
-                f"it out of {folder}."))
+            issues.append(_unexpected_file_issue(rel, folder, spec.file_ending))
     return issues
+
+
+def _other_ending(name: str, folder: str, file_ending: str) -> str | None:
+    """The supported ending other than ``file_ending`` that a case file named ``name`` has.
+
+    None when the name would not be a case file under any ending (images need the _XXXX
+    channel suffix), so a stray file is not taken for a sign of the wrong file_ending.
+    """
+    ending = next((e for e in SUPPORTED_ENDINGS if name.endswith(e)), None)
+    if ending is None or ending == file_ending:
+        return None
+    if folder.startswith("images") and not _CHANNEL.search(name[: -len(ending)]):
+        return None
+    return ending
+
+
+def _unexpected_file_issue(rel: str, folder: str, file_ending: str) -> Issue:
+    pattern = "CASE_XXXX" if folder.startswith("images") else "CASE"
+    ending = _other_ending(rel, folder, file_ending)
+    if ending is not None:
+        fix = (f"It ends with '{ending}': if the dataset's files all do, set file_ending to "
+               f"'{ending}' in dataset.json; otherwise convert it to {file_ending} or move it "
+               f"out of {folder}.")
+    else:
+        fix = f"Rename it or move it out of {folder}."
+    return Issue(WARNING, "unexpected_file", None, rel,
+                 f"{rel} is not used: its name does not match {pattern}{file_ending} "
+                 f"(file_ending in dataset.json is '{file_ending}'). {fix}")
+
+
+def _wrong_ending_issue(raw_dir: Path, spec: DatasetSpec) -> Issue | None:
+    """The error for a file_ending that no image has while images of another ending exist.
+
+    Reported instead of the numTraining mismatch it causes, whose advice ("set numTraining to
+    0") would lead the user away from the real fix.
+    """
+    folder = raw_dir / "imagesTr"
+    if not folder.is_dir():
+        return None
+    found = (_other_ending(path.name, "imagesTr", spec.file_ending)
+             for path in sorted(folder.iterdir()))
+    endings = Counter(ending for ending in found if ending is not None)
+    if not endings:
+        return None
+    ending, count = endings.most_common(1)[0]
+    return Issue(
+        ERROR, "file_ending", None, "dataset.json",
+        f"dataset.json: file_ending is '{spec.file_ending}' but no image in imagesTr ends with "
+        f"it, while {count} image file(s) there are named CASE_XXXX{ending}. Set file_ending "
+        f"to '{ending}' in dataset.json (nnU-Net v2 uses one ending for every file).")
 
 
 def _absent_classes(spec: DatasetSpec, results: list[CaseResult]) -> list[Issue]:

@@ -8,6 +8,7 @@ folder.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from swinfuse_auto.io.image import SUPPORTED_ENDINGS, Geometry
 ERROR = "error"
 WARNING = "warning"
 _MAX_LISTED_VALUES = 10
+_COUNT_CHUNK = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -229,7 +231,8 @@ def _voxel_issues(job: CaseJob, geometries: dict[str, Geometry]
     values, problems = _read_voxels(job, job.label)  # type: ignore[arg-type]
     if values is None:
         return issues + problems, None
-    more, label_values = _label_value_issues(job, values)
+    more, label_values = label_value_issues(job.case_id, job.label,  # type: ignore[arg-type]
+                                            values, dict(job.labels))
     return issues + problems + more, label_values
 
 
@@ -247,19 +250,39 @@ def _read_voxels(job: CaseJob, rel: str) -> tuple[np.ndarray | None, list[Issue]
     finite = array.ravel()
     if np.issubdtype(array.dtype, np.floating):
         finite = finite[np.isfinite(finite)]
-    if scanned is not None:  # SimpleITK has already turned NaN/Inf of NIfTI files into 0
-        nan, inf = scanned.nan, scanned.inf
-    else:
-        nan = int(np.count_nonzero(np.isnan(array))) if finite.size < array.size else 0
-        inf = array.size - finite.size - nan
+    nan, inf = non_finite_counts(path, array, scanned)
     if not nan + inf:
         return finite, []
-    return finite, [Issue(
-        ERROR, "nan_inf", job.case_id, rel,
-        f"case {job.case_id}: {rel} contains {nan} NaN and {inf} infinite voxels (of "
-        f"{array.size}); every voxel must be a finite number (SimpleITK silently reads them "
-        f"from NIfTI as 0). Replace them (e.g. numpy.nan_to_num with the background value) and "
-        f"save the file again.")]
+    return finite, [non_finite_issue(ERROR, job.case_id, rel, nan, inf, array.size)]
+
+
+def non_finite_counts(path: Path, array: np.ndarray,
+                      scanned: nifti_scan.NiftiScan | None = None) -> tuple[int, int]:
+    """(NaN, infinite) voxels of the file ``path``, whose voxels were read into ``array``.
+
+    SimpleITK has already turned NaN and Inf of a NIfTI file into 0 in ``array``, so those are
+    counted on the bytes on disk (``scanned``, when the caller has scanned the file already).
+    Integer voxels cannot be NaN, so such files are not scanned at all.
+    """
+    if not np.issubdtype(array.dtype, np.floating):
+        return 0, 0
+    if scanned is None and nifti_scan.is_nifti(path):
+        scanned = nifti_scan.scan(path)
+    if scanned is not None:
+        return scanned.nan, scanned.inf
+    return int(np.count_nonzero(np.isnan(array))), int(np.count_nonzero(np.isinf(array)))
+
+
+def non_finite_issue(severity: str, case_id: str, rel: str, nan: int, inf: int,
+                     size: int) -> Issue:
+    """The ``nan_inf`` issue: an error for verification, a warning where reading goes on."""
+    consequence = ("SimpleITK silently reads them from NIfTI as 0" if severity == ERROR else
+                   "they are read as 0 for now, which shifts the intensity statistics")
+    return Issue(
+        severity, "nan_inf", case_id, rel,
+        f"case {case_id}: {rel} contains {nan} NaN and {inf} infinite voxels (of {size}); every "
+        f"voxel must be a finite number ({consequence}). Replace them (e.g. numpy.nan_to_num "
+        f"with the background value) and save the file again.")
 
 
 def _empty_image(job: CaseJob, rel: str, values: np.ndarray) -> list[Issue]:
@@ -277,40 +300,57 @@ def _empty_image(job: CaseJob, rel: str, values: np.ndarray) -> list[Issue]:
 
 
 def _unique(values: np.ndarray) -> np.ndarray:
-    """Sorted distinct values; counting is much faster than sorting for small label ranges."""
+    """Sorted distinct values; counting is much faster than sorting for small label ranges.
+
+    Counted a chunk at a time: ``np.bincount`` copies its input to int64, which for a whole
+    512^3 label would be a gigabyte in every worker.
+    """
     if values.size == 0:
         return values
     low, high = values.min(), values.max()
-    as_int = values if np.issubdtype(values.dtype, np.integer) else np.rint(values)
-    if low >= 0 and high < 2**16 and (as_int is values or np.array_equal(as_int, values)):
-        return np.flatnonzero(np.bincount(as_int.astype(np.int64)))
-    return np.unique(values)
+    if low < 0 or high >= 2**16 or not (np.issubdtype(values.dtype, np.integer)
+                                        or np.array_equal(np.rint(values), values)):
+        return np.unique(values)
+    counts = np.zeros(int(high) + 1, dtype=np.int64)
+    for start in range(0, values.size, _COUNT_CHUNK):
+        chunk = values[start: start + _COUNT_CHUNK].astype(np.int64)
+        counts += np.bincount(chunk, minlength=counts.size)
+    return np.flatnonzero(counts)
 
 
-def _label_value_issues(job: CaseJob, finite: np.ndarray
-                        ) -> tuple[list[Issue], frozenset[int]]:
+def label_value_issues(case_id: str, rel: str, finite: np.ndarray,
+                       labels: Mapping[str, int]) -> tuple[list[Issue], frozenset[int]]:
+    """Errors for fractional values and values that ``labels`` (dataset.json) does not define.
+
+    Args:
+        finite: the finite voxel values of the label file (any shape, any numeric type).
+        labels: the classes of dataset.json, name -> value.
+
+    Returns:
+        The issues, and the defined classes that occur.
+    """
     issues = []
-    values = _unique(finite)
+    values = _unique(finite.ravel())
     fractional = values[values != np.rint(values)]
-    rel = job.label
     if fractional.size:
         issues.append(Issue(
-            ERROR, "non_integer_label", job.case_id, rel,
-            f"case {job.case_id}: {rel} holds {fractional.size} non-integer values (e.g. "
+            ERROR, "non_integer_label", case_id, rel,
+            f"case {case_id}: {rel} holds {fractional.size} non-integer values (e.g. "
             f"{_numbers(list(fractional[:_MAX_LISTED_VALUES]))}); a label must hold one integer "
             f"class per voxel. If it was resampled, redo that with nearest-neighbour "
             f"interpolation, and save it with an integer type (e.g. uint8)."))
     found = {int(v) for v in values[values == np.rint(values)]}
-    allowed = dict(job.labels)
+    allowed = dict(labels)
     unexpected = sorted(found - set(allowed.values()))
     if unexpected:
         shown = ", ".join(str(v) for v in unexpected[:_MAX_LISTED_VALUES])
         hidden = len(unexpected) - _MAX_LISTED_VALUES
         more = f" and {hidden} more" if hidden > 0 else ""
-        defined = ", ".join(f"{name}={value}" for name, value in job.labels)
+        defined = ", ".join(f"{name}={value}" for name, value
+                            in sorted(labels.items(), key=lambda item: item[1]))
         issues.append(Issue(
-            ERROR, "unexpected_label", job.case_id, rel,
-            f"case {job.case_id}: {rel} contains label value(s) {shown}{more} that dataset.json "
+            ERROR, "unexpected_label", case_id, rel,
+            f"case {case_id}: {rel} contains label value(s) {shown}{more} that dataset.json "
             f"does not define; allowed are {defined}. Add the classes to 'labels' in "
             f"dataset.json (values consecutive from 0) or correct the label file."))
     return issues, frozenset(found & set(allowed.values()))

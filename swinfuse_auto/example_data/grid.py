@@ -20,6 +20,12 @@ from swinfuse_auto.io.image import Geometry
 
 IN_PLANE_SPACING_MM = (0.7, 1.2)
 SLICE_SPACING_MM = (1.5, 3.0)
+#: Abdominal MR protocols: coarser in-plane, thick slices (T2 HASTE / SPIR: 5-6 mm).
+MR_IN_PLANE_SPACING_MM = (1.2, 1.9)
+MR_SLICE_SPACING_MM = (4.0, 6.0)
+#: MR field of view relative to CT's (z, y, x): shorter along the body, wider in-plane, so the
+#: anatomy fills another share of the image.
+MR_FIELD_OF_VIEW = (0.85, 1.15, 1.15)
 ORIENTATIONS = ("identity", "oblique", "ras")
 SLAB_VOXELS = 1 << 22
 MIN_AXIS_VOXELS = 8
@@ -87,10 +93,14 @@ class CaseGrid:
         return (slice(start[2], stop[2]), slice(start[1], stop[1]), slice(start[0], stop[0]))
 
 
-def sample_spacing(rng: np.random.Generator) -> tuple[float, float, float]:
-    """Random anisotropic (z, y, x) spacing in the range of abdominal CT and MR protocols."""
-    in_plane = round(float(rng.uniform(*IN_PLANE_SPACING_MM)), 3)
-    slices = round(float(rng.uniform(*SLICE_SPACING_MM)), 3)
+def sample_spacing(rng: np.random.Generator, modality: str = "CT"
+                   ) -> tuple[float, float, float]:
+    """Random anisotropic (z, y, x) spacing in the range of abdominal CT or MR protocols."""
+    in_plane_range, slice_range = ((MR_IN_PLANE_SPACING_MM, MR_SLICE_SPACING_MM)
+                                   if modality == "MR" else
+                                   (IN_PLANE_SPACING_MM, SLICE_SPACING_MM))
+    in_plane = round(float(rng.uniform(*in_plane_range)), 3)
+    slices = round(float(rng.uniform(*slice_range)), 3)
     return (slices, in_plane, in_plane)
 
 

@@ -1,10 +1,12 @@
-"""CT and T1-weighted MR appearance of a tissue map.
+"""CT, T1-weighted and T2-weighted (fat-suppressed) MR appearance of a tissue map.
 
-The two models deliberately order the tissues differently (fat is the darkest soft tissue in CT
-and the brightest in T1; the aorta is bright with contrast in CT and a dark flow void in MR), so
-pre-training and out-of-modality tests see a real domain gap on the same anatomy. Both add what
-breaks naive pipelines: partial-volume blur, noise, and for MR an arbitrary scale and a smooth
-multiplicative bias field.
+The three models deliberately order the tissues differently (fat is the darkest soft tissue in
+CT, the brightest in T1 and suppressed in T2-SPIR; the aorta is bright with contrast in CT and a
+dark flow void in MR; the spleen is darker than the liver in T1 and brighter in T2, the kidneys
+darker in T1 and brightest in T2), so pre-training and out-of-modality tests see a real domain gap
+on the same anatomy, and T1 and T2 differ from each other as much as from CT. All add what breaks
+naive pipelines: partial-volume blur, noise, and for MR an arbitrary scale, Rician noise and a
+smooth multiplicative bias field.
 
 Volumes are float32 and noise is added slab by slab, so a 512x512x120 case never holds more than
 the volume plus one slab of temporaries.
@@ -44,8 +46,23 @@ MR_T1: dict[Tissue, tuple[float, float]] = {
 }
 """T1-weighted MR before the per-case scanner gain, in arbitrary units."""
 
+MR_T2: dict[Tissue, tuple[float, float]] = {
+    Tissue.AIR: (0.0, 0.0), Tissue.SUBCUTANEOUS_FAT: (140.0, 20.0),
+    Tissue.MUSCLE: (160.0, 15.0), Tissue.VISCERA: (720.0, 60.0),
+    Tissue.VISCERAL_FAT: (130.0, 20.0), Tissue.LIVER: (300.0, 20.0),
+    Tissue.SPLEEN: (560.0, 30.0), Tissue.KIDNEY: (650.0, 40.0), Tissue.BONE: (210.0, 20.0),
+    Tissue.DISC: (600.0, 40.0), Tissue.AORTA: (60.0, 10.0),
+}
+"""Fat-suppressed T2-weighted MR (as CHAOS T2-SPIR) before the per-case gain, arbitrary units:
+fluid-filled bowel, kidneys, discs and spleen bright, liver darker, fat and muscle dark."""
+
+MR_CONTRASTS: dict[str, dict[Tissue, tuple[float, float]]] = {"T1": MR_T1, "T2": MR_T2}
+
 CT_NOISE_HU = (10.0, 20.0)
-MR_NOISE_FRACTION = (0.02, 0.04)  # of the liver signal
+MR_NOISE_FRACTION = (0.02, 0.05)  # of the liver signal
+#: Bias field: linear and quadratic coefficients (normalised coordinates) of its logarithm.
+MR_BIAS_LINEAR = 0.25
+MR_BIAS_QUADRATIC = 0.15
 MR_GAIN = (0.6, 1.6)
 BLUR_MM = (0.5, 0.8)
 
@@ -111,8 +128,8 @@ def _apply_bias_field(volume: np.ndarray, grid: CaseGrid, rng: np.random.Generat
     2D image times a 1D profile and costs one broadcast multiply each.
     """
     ux, uy, uz = grid.coordinates()
-    linear = rng.uniform(-0.25, 0.25, 3).astype(np.float32)
-    quadratic = rng.uniform(-0.15, 0.15, 4).astype(np.float32)
+    linear = rng.uniform(-MR_BIAS_LINEAR, MR_BIAS_LINEAR, 3).astype(np.float32)
+    quadratic = rng.uniform(-MR_BIAS_QUADRATIC, MR_BIAS_QUADRATIC, 4).astype(np.float32)
     in_plane = (linear[0] * ux + linear[1] * uy + quadratic[0] * ux * ux
                 + quadratic[1] * uy * uy + quadratic[2] * ux * uy)
     through_plane = linear[2] * uz + quadratic[3] * uz * uz
@@ -129,10 +146,11 @@ def ct_image(tissue: np.ndarray, grid: CaseGrid, rng: np.random.Generator) -> np
     return np.rint(volume, out=volume).astype(np.int16)
 
 
-def mr_image(tissue: np.ndarray, grid: CaseGrid, rng: np.random.Generator) -> np.ndarray:
-    """T1-weighted MR volume in arbitrary scanner units (uint16)."""
+def mr_image(tissue: np.ndarray, grid: CaseGrid, rng: np.random.Generator,
+             table: dict[Tissue, tuple[float, float]] = MR_T1) -> np.ndarray:
+    """MR volume of contrast ``table`` (:data:`MR_T1`, :data:`MR_T2`) in arbitrary units (uint16)."""
     gain = float(rng.uniform(*MR_GAIN))
-    values = _tissue_values(MR_T1, rng, gain)
+    values = _tissue_values(table, rng, gain)
     volume = values[tissue]
     _blur(volume, grid, rng)
     _apply_bias_field(volume, grid, rng)

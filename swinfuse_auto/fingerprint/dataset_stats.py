@@ -9,7 +9,9 @@ import numpy as np
 
 from swinfuse_auto.dataset.cases import Case, training_cases
 from swinfuse_auto.dataset.spec import DatasetSpec
-from swinfuse_auto.fingerprint.case_stats import CaseFingerprint, fingerprint_case
+from swinfuse_auto.dataset.verify_checks import Issue
+from swinfuse_auto.fingerprint.case_stats import (CaseFingerprint, fingerprint_case, log_warnings,
+                                                  raise_for_errors)
 from swinfuse_auto.io.atomic import read_json, write_json
 from swinfuse_auto.parallel import parallel_map, release_freed_memory
 
@@ -79,22 +81,34 @@ class DatasetFingerprint:
         return cls.from_dict(read_json(path))
 
 
-def _fingerprint_one(args: tuple[Case, int, int]) -> tuple[CaseFingerprint, np.ndarray]:
-    case, num_samples, seed = args
-    result = fingerprint_case(case, num_samples, seed)
+def _fingerprint_one(args: tuple[Case, int, int, dict[str, int]]
+                     ) -> tuple[CaseFingerprint, np.ndarray, list[Issue]]:
+    case, num_samples, seed, labels = args
+    result = fingerprint_case(case, num_samples, seed, labels)
     release_freed_memory()
     return result
 
 
 def compute_fingerprint(raw_dir: Path, spec: DatasetSpec, num_processes: int = 1,
                         progress: bool = False) -> DatasetFingerprint:
-    """Fingerprint every labelled training case of ``raw_dir``."""
+    """Fingerprint every labelled training case of ``raw_dir``.
+
+    This reads every training voxel before anything is planned, so it is also where bad voxel
+    values are caught without ``--verify``: NaN/Inf are logged with their counts (and read as
+    0); label values that dataset.json does not define stop it, naming the files.
+
+    Raises:
+        DatasetError: a label file holds undefined or fractional values.
+    """
     cases = [c for c in training_cases(raw_dir, spec) if c.label is not None]
     per_case = max(1, TOTAL_INTENSITY_SAMPLES // max(len(cases), 1))
-    jobs = [(case, per_case, 1234 + i) for i, case in enumerate(cases)]
+    jobs = [(case, per_case, 1234 + i, dict(spec.labels)) for i, case in enumerate(cases)]
     results = parallel_map(_fingerprint_one, jobs, num_processes, "fingerprint", progress)
     results.sort(key=lambda r: r[0].case_id)
-    samples = np.concatenate([sample for _, sample in results], axis=1)
+    issues = [issue for _, _, case_issues in results for issue in case_issues]
+    log_warnings(issues)
+    raise_for_errors(issues, f"Nothing was planned or preprocessed from {raw_dir}.")
+    samples = np.concatenate([sample for _, sample, _ in results], axis=1)
     channels = tuple(ChannelStats.from_sample(name, modality.value, samples[i])
                      for i, (name, modality) in enumerate(zip(spec.channel_names, spec.modalities)))
-    return DatasetFingerprint(tuple(fp for fp, _ in results), channels, dict(spec.labels))
+    return DatasetFingerprint(tuple(fp for fp, _, _ in results), channels, dict(spec.labels))

@@ -23,13 +23,14 @@ from tqdm import tqdm
 from swinfuse_auto.errors import ConfigError
 from swinfuse_auto.inference.archive import ArchiveInfo
 from swinfuse_auto.inference.archive import export_model as _export_archive
-from swinfuse_auto.inference.input_cases import find_input_cases
+from swinfuse_auto.inference.input_cases import InputCase, find_input_cases
 from swinfuse_auto.inference.model import (DEFAULT_PLANNER, DEFAULT_TRAINER, SegmentationModel,
                                            model_dir_for)
 from swinfuse_auto.inference.pipeline import (FAILED, CaseOutcome, FolderOptions,
                                               PredictionReport, predict_cases)
 from swinfuse_auto.inference.predictor import PredictionSettings
 from swinfuse_auto.inference.tta import SPATIAL_AXES
+from swinfuse_auto.io.output_checks import check_output_location, probabilities_bytes
 
 PathLike = str | os.PathLike[str]
 
@@ -105,6 +106,15 @@ class _ProgressBars:
         self.cases.close()
 
 
+def _check_output_folder(output_dir: Path, cases: Sequence[InputCase], num_classes: int,
+                         save_probabilities: bool) -> None:
+    """Before any case is predicted: an unwritable folder would otherwise fail every case."""
+    needed = probabilities_bytes([p for c in cases for p in c.files[:1]], num_classes) \
+        if save_probabilities else 0
+    check_output_location(output_dir, "output folder", "-o OUTPUT_DIR", needed,
+                          "the probability maps, float32 per class and voxel")
+
+
 def predict_folder(input_dir: PathLike, output_dir: PathLike, model: SegmentationModel,
                    save_probabilities: bool = False, overwrite: bool = False,
                    channel_names: Sequence[str] | None = None,
@@ -117,7 +127,8 @@ def predict_folder(input_dir: PathLike, output_dir: PathLike, model: Segmentatio
 
     Raises:
         DatasetError: the input folder is missing or holds no images.
-        ConfigError: the output folder is the input folder, or a wrong number of channel names.
+        ConfigError: the output folder is the input folder, cannot be written or lacks room for
+            the probabilities, or a wrong number of channel names.
     """
     if Path(output_dir).resolve() == Path(input_dir).resolve():
         raise ConfigError(f"The output folder is the input folder ({input_dir}); segmentations "
@@ -126,6 +137,7 @@ def predict_folder(input_dir: PathLike, output_dir: PathLike, model: Segmentatio
         raise ConfigError(f"{len(channel_names)} channel name(s) given ({', '.join(channel_names)})"
                           f" but the model takes {model.num_channels} channel(s).")
     cases = find_input_cases(Path(input_dir), model.num_channels)
+    _check_output_folder(Path(output_dir), cases, model.num_classes, save_probabilities)
     options = FolderOptions(save_probabilities, overwrite,
                             tuple(channel_names) if channel_names else None)
     bars = _ProgressBars(len(cases)) if progress else None

@@ -19,12 +19,15 @@ deliberate tampering, compare the archive's own SHA-256 (printed by ``export_mod
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import re
 import shutil
+import struct
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,10 +35,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from swinfuse_auto import __version__
-from swinfuse_auto.errors import CheckpointError
+from swinfuse_auto.errors import CheckpointError, SwinfuseError
 from swinfuse_auto.inference.postprocessing import POSTPROCESSING_FILE
 from swinfuse_auto.inference.predictor import fold_checkpoints
 from swinfuse_auto.io.atomic import atomic_path
+from swinfuse_auto.io.output_checks import check_output_location
 from swinfuse_auto.training.fold_model import load_fold_model
 
 ARCHIVE_FORMAT = "swinfuse_auto_model_archive"
@@ -47,6 +51,12 @@ _MEMBER = re.compile(r"^(manifest|plans|dataset|postprocessing|trainer_config)\.
 _MAX_MANIFEST_BYTES = 1024**2
 _CHUNK = 1024**2
 _EOCD_SIZE = 22
+#: What zipfile, zlib and json raise on damaged bytes: a flipped bit can land in a header (bad
+#: offsets, sizes, flags, compression method), in compressed data, or in the manifest's JSON.
+_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, TypeError, KeyError,
+           NotImplementedError, RuntimeError, struct.error, OverflowError, OSError)
+#: OS errors of the machine, not of the archive's bytes (writing the extracted copy).
+_LOCAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 @dataclass(frozen=True)
@@ -96,8 +106,11 @@ def export_model(model_dir: Path, output: Path, folds: Sequence[int | str] | Non
     Raises:
         CheckpointError: no trained fold, a requested fold unfinished, or an unreadable checkpoint.
     """
-    model_dir = Path(model_dir)
+    model_dir, output = Path(model_dir), Path(output)
     checkpoints = fold_checkpoints(model_dir, folds)
+    check_output_location(output.parent, "archive's folder", "-o ARCHIVE",
+                          sum(p.stat().st_size for p in checkpoints),
+                          "the fold checkpoints, stored uncompressed")
     fold_names = tuple(p.parent.name.removeprefix("fold_") for p in checkpoints)
     for path in checkpoints:
         load_fold_model(path)
@@ -110,7 +123,6 @@ def export_model(model_dir: Path, output: Path, folds: Sequence[int | str] | Non
     manifest = {"format": ARCHIVE_FORMAT, "format_version": ARCHIVE_VERSION,
                 "created_with": __version__, "model_folder": model_dir.name,
                 "folds": list(fold_names), "files": files}
-    output = Path(output)
     with atomic_path(output) as tmp, zipfile.ZipFile(tmp, "w") as archive:
         archive.writestr(MANIFEST, json.dumps(manifest, indent=2), zipfile.ZIP_DEFLATED)
         for name, data in members.items():
@@ -145,12 +157,36 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
     if not _ends_with_directory(path):
         raise CheckpointError(f"{path} is truncated or corrupt (it does not end with a zip "
                               "directory). Copy it again, or re-create it with export_model.")
+    return zipfile.ZipFile(path)
+
+
+@contextmanager
+def _refusing_damage(path: Path, scratch: Path) -> Iterator[None]:
+    """Turn whatever damaged bytes make zipfile, zlib or json raise into one CheckpointError.
+
+    Errors of this machine while writing the extracted copy to ``scratch`` (a full disk) are
+    not damage and stay OS errors.
+    """
     try:
-        return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise CheckpointError(f"{path} is not a readable model archive ({exc}). It is truncated "
-                              "or corrupt: copy it again, or re-create it with export_model."
-                              ) from None
+        yield
+    except CheckpointError:
+        raise
+    except _DAMAGE as exc:
+        if isinstance(exc, OSError) and exc.errno in _LOCAL_ERRNOS:
+            exc.filename = exc.filename or str(scratch)
+            raise
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"{path} is truncated or corrupt: it cannot be read as a model "
+                              f"archive ({type(exc).__name__}: {reason}). Copy it again, or "
+                              "re-create it with export_model.") from None
+
+
+def _name_archive(message: str, scratch: Path, path: Path) -> str:
+    """A message about the extracted copy, rewritten to name the archive the user gave: the
+    temporary folder is gone by the time the message is read."""
+    named = re.sub(re.escape(str(scratch)) + r"/([\w./-]+?\.(?:pt|json))",
+                   lambda match: f"{path} (member {match[1]})", message)
+    return named.replace(str(scratch), str(path))
 
 
 def _read_manifest(path: Path, archive: zipfile.ZipFile) -> dict[str, Any]:
@@ -163,11 +199,7 @@ def _read_manifest(path: Path, archive: zipfile.ZipFile) -> dict[str, Any]:
     if MANIFEST not in names or archive.getinfo(MANIFEST).file_size > _MAX_MANIFEST_BYTES:
         raise CheckpointError(f"{path} has no valid {MANIFEST}; it is not a swinfuse_auto "
                               "model archive. Re-create it with export_model.")
-    try:
-        manifest = json.loads(archive.read(MANIFEST))
-    except (ValueError, zipfile.BadZipFile) as exc:
-        raise CheckpointError(f"{path}: {MANIFEST} is unreadable ({exc}). Re-create the "
-                              "archive with export_model.") from None
+    manifest = json.loads(archive.read(MANIFEST))  # damage: see _refusing_damage
     if not isinstance(manifest, dict) or manifest.get("format") != ARCHIVE_FORMAT \
             or not isinstance(manifest.get("files"), dict):
         raise CheckpointError(f"{path}: {MANIFEST} does not describe a swinfuse_auto model "
@@ -195,12 +227,8 @@ def _extract_verified(path: Path, archive: zipfile.ZipFile, manifest: dict[str, 
                                   f"says {entry['size']}; the archive was altered.")
         destination = target / name
         destination.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with archive.open(info) as source, open(destination, "wb") as sink:
-                digest, _ = _sha256_of_stream(source, sink)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise CheckpointError(f"{path}: {name} cannot be read ({exc}); the archive is "
-                                  "truncated or corrupt. Copy it again.") from None
+        with archive.open(info) as source, open(destination, "wb") as sink:
+            digest, _ = _sha256_of_stream(source, sink)  # damage: see _refusing_damage
         if digest != entry["sha256"]:
             raise CheckpointError(f"{path}: the SHA-256 of {name} does not match the manifest; "
                                   "the archive was tampered with or damaged. Re-create it.")
@@ -215,7 +243,9 @@ def extracted_archive(path: Path, expected_sha256: str | None = None) -> Iterato
 
     Raises:
         CheckpointError: missing, truncated, altered or foreign archive, or a file digest other
-            than ``expected_sha256``.
+            than ``expected_sha256``. An error of this package raised by the caller's block
+            (a checkpoint refused by torch.load) is re-raised naming the archive, not the
+            temporary folder.
     """
     path = Path(path)
     if not path.is_file():
@@ -226,9 +256,14 @@ def extracted_archive(path: Path, expected_sha256: str | None = None) -> Iterato
                               "it is not the archive that was published. Download it again.")
     target = Path(tempfile.mkdtemp(prefix="swinfuse_model_"))
     try:
-        with _open_zip(path) as archive:
+        with _refusing_damage(path, target), _open_zip(path) as archive:
             manifest = _read_manifest(path, archive)
             _extract_verified(path, archive, manifest, target)
-        yield target
+        try:
+            yield target
+        except SwinfuseError as exc:
+            if str(target) not in str(exc):
+                raise
+            raise type(exc)(_name_archive(str(exc), target, path)) from None
     finally:
         shutil.rmtree(target, ignore_errors=True)

@@ -8,7 +8,12 @@ thread, where the device is. SimpleITK, gzip, numpy and torch release the GIL in
 loops, so threads are enough, and no model is copied into worker processes.
 
 A case that cannot be read or predicted is recorded with its message and the others go on; the
-report tells the caller (the ``predict`` command exits non-zero when any case failed).
+report tells the caller (the ``predict`` command exits non-zero when any case failed). An error
+writing into the output folder (a full disk, lost permissions) stops the run instead: every later
+case would fail the same way.
+
+A re-run skips a case only when its outputs are whole (a killed run can leave a 0-byte or cut-off
+file), and first deletes the hidden temporaries that a killed run left in the output folder.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ from swinfuse_auto.errors import SwinfuseError
 from swinfuse_auto.inference.input_cases import InputCase, read_input_case
 from swinfuse_auto.inference.model import PreparedCase, SegmentationModel
 from swinfuse_auto.inference.postprocessing import apply_postprocessing
-from swinfuse_auto.io.atomic import atomic_path, write_json
+from swinfuse_auto.io.atomic import atomic_path, remove_stale_temporaries, write_json
 from swinfuse_auto.io.image import Geometry, write_image
+from swinfuse_auto.io.output_checks import file_problem
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +107,22 @@ def output_paths(output_dir: Path, case_id: str, file_ending: str) -> tuple[Path
 
 
 def _is_done(paths: tuple[Path, Path, Path], save_probabilities: bool) -> bool:
-    return paths[0].exists() and (not save_probabilities or paths[1].exists())
+    """Whether a case's outputs exist and are whole; a damaged one is logged and redone."""
+    needed = paths if save_probabilities else paths[:1]
+    if not all(path.exists() for path in needed):
+        return False
+    for path in needed:
+        problem = file_problem(path)
+        if problem is not None:
+            logger.warning("%s is damaged (%s); predicting the case again", path, problem)
+            return False
+    return True
+
+
+def _is_output_error(exc: BaseException, output_dir: Path) -> bool:
+    """An OS error about a file of the output folder: it would stop every later case too."""
+    return (isinstance(exc, OSError) and exc.filename is not None
+            and Path(exc.filename).absolute().parent == output_dir.absolute())
 
 
 def _read_and_prepare(model: SegmentationModel, case: InputCase,
@@ -145,6 +166,9 @@ class _FolderRun:
         self.writes: list[tuple[str, Future[float]]] = []
 
     def fail(self, case_id: str, exc: BaseException) -> None:
+        """Record a failed case, or re-raise an error of the output folder (see the module)."""
+        if _is_output_error(exc, self.report.output_dir):
+            raise exc
         if not isinstance(exc, SwinfuseError):
             logger.error("case %s failed unexpectedly", case_id, exc_info=exc)
         self.record(CaseOutcome(case_id, FAILED, str(exc) or type(exc).__name__))
@@ -203,6 +227,10 @@ def predict_cases(model: SegmentationModel, cases: Sequence[InputCase], output_d
     """
     run = _FolderRun(model, Path(output_dir), options, listener)
     run.report.output_dir.mkdir(parents=True, exist_ok=True)
+    removed = remove_stale_temporaries(run.report.output_dir)
+    if removed:
+        logger.info("removed %d temporary file(s) of an interrupted run from %s", removed,
+                    run.report.output_dir)
     todo = []
     for case in cases:
         paths = output_paths(run.report.output_dir, case.case_id, model.spec.file_ending)

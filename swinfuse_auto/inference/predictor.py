@@ -26,6 +26,7 @@ from swinfuse_auto.errors import CheckpointError, ConfigError
 from swinfuse_auto.inference.sliding_window import Predictor, sliding_window_predict
 from swinfuse_auto.inference.tta import SPATIAL_AXES, mirror_axes_combinations, mirrored_predictor
 from swinfuse_auto.plans.schema import Plan
+from swinfuse_auto.preprocessing.input_scaling import scaling_parameters
 from swinfuse_auto.training.device import autocast_dtype
 from swinfuse_auto.training.fold_model import (FINAL_CHECKPOINT, FoldModel, fold_folder_name,
                                                load_fold_model)
@@ -114,11 +115,12 @@ def _check_same_model(models: Sequence[FoldModel]) -> None:
     first = models[0]
     for other in models[1:]:
         if (other.plan.configuration != first.plan.configuration
+                or other.input_scaling != first.input_scaling
                 or other.plan.architecture.num_classes != first.plan.architecture.num_classes
                 or other.plan.architecture.in_channels != first.plan.architecture.in_channels):
             raise CheckpointError(f"fold {other.fold} was trained with another plan than fold "
-                                  f"{first.fold} (spacing, patch, normalisation or classes "
-                                  "differ); they cannot be ensembled. Pass folds of one run "
+                                  f"{first.fold} (spacing, patch, normalisation, input scaling "
+                                  "or classes differ); they cannot be ensembled. Pass folds of one run "
                                   "with -f, or retrain the odd fold.")
 
 
@@ -145,6 +147,8 @@ class EnsemblePredictor:
         folds: fold names, for messages.
         device: where the windows are predicted.
         settings: overlap, mirroring, Gaussian weighting, window batch.
+        input_scaling: the registered input scaling the folds were trained with (their
+            trainer config's ``input_scaling``), applied to each whole volume first.
 
     Example:
         >>> ensemble = EnsemblePredictor.from_model_dir(model_dir, device=torch.device("cpu"))
@@ -153,7 +157,8 @@ class EnsemblePredictor:
 
     def __init__(self, networks: Sequence[nn.Module], plan: Plan, dataset_json: dict[str, Any],
                  folds: Sequence[str], device: torch.device,
-                 settings: PredictionSettings = PredictionSettings()) -> None:
+                 settings: PredictionSettings = PredictionSettings(),
+                 input_scaling: str = "plan") -> None:
         if not networks:
             raise CheckpointError("An ensemble needs at least one fold network.")
         self.networks = list(networks)
@@ -162,6 +167,7 @@ class EnsemblePredictor:
         self.folds = list(folds)
         self.device = device
         self.settings = settings
+        self.input_scaling = input_scaling
 
     @classmethod
     def from_fold_models(cls, models: Sequence[FoldModel], device: torch.device,
@@ -173,7 +179,7 @@ class EnsemblePredictor:
         _check_same_model(models)
         networks = [m.build_network(device) for m in models]
         return cls(networks, models[0].plan, models[0].dataset_json, [m.fold for m in models],
-                   device, settings)
+                   device, settings, models[0].input_scaling)
 
     @classmethod
     def from_model_dir(cls, model_dir: Path, folds: Sequence[int | str] | None = None,
@@ -231,6 +237,15 @@ class EnsemblePredictor:
 
         return predict
 
+    def _scaled(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The volume in the input scaling the networks were trained with."""
+        if self.input_scaling == "plan":
+            return tensor
+        parameters = torch.from_numpy(
+            scaling_parameters(tensor.cpu().numpy(), self.input_scaling)).to(tensor.device)
+        shape = (-1,) + (1,) * (tensor.ndim - 1)
+        return tensor * parameters[:, 0].view(shape) + parameters[:, 1].view(shape)
+
     def predict(self, volume: np.ndarray | torch.Tensor,
                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """Mean softmax probabilities (K, z, y, x) of the folds for a preprocessed volume.
@@ -249,7 +264,7 @@ class EnsemblePredictor:
         if tensor.ndim != 4 or tensor.shape[0] != self.in_channels:
             raise ConfigError(f"expected a preprocessed (C, z, y, x) volume with C = "
                               f"{self.in_channels}, found shape {tuple(tensor.shape)}.")
-        tensor = tensor.to(self.device)
+        tensor = self._scaled(tensor).to(self.device)
         return sliding_window_predict(
             tensor, self._window_predictor(), self.plan.configuration.patch_size,
             self.num_classes, self.settings.step_fraction, self._window_batch_size(),

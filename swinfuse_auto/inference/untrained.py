@@ -20,6 +20,7 @@ from swinfuse_auto.dataset.spec import parse_dataset_json
 from swinfuse_auto.io.atomic import write_json
 from swinfuse_auto.networks.architecture import SwinArchitecture
 from swinfuse_auto.networks.factory import build_segmentation_network
+from swinfuse_auto.plans.crop_rules import pretraining_crop_for
 from swinfuse_auto.plans.schema import (SCHEMA_VERSION, ConfigurationPlan, Plan, PretrainingPlan,
                                         TargetDevice)
 from swinfuse_auto.preprocessing.normalize import NormalizationPlan
@@ -62,11 +63,12 @@ def untrained_plan(dataset_json: dict[str, Any], spacing: tuple[float, float, fl
     configuration = ConfigurationPlan(
         "3d_fullres", tuple(float(s) for s in spacing), patch, patch,  # type: ignore[arg-type]
         1, norms)
-    pretraining = PretrainingPlan(1, 1, modality_normalization={
+    pretraining = PretrainingPlan(1, 2, pretraining_crop_for(patch), modality_normalization={
         m.value: _normalization(m.value) for m in Modality})
     plan = Plan(SCHEMA_VERSION, str(dataset_json.get("name", "untrained")), UNTRAINED,
                 __version__, TargetDevice("cpu", 4.0), configuration, arch, pretraining,
-                num_folds, {"all": "hand-made plan for untrained models (tests, benchmarks)"})
+                num_folds, "nnunet_intensity",
+                {"all": "hand-made plan for untrained models (tests, benchmarks)"})
     return Plan.from_dict(plan.to_dict())  # validates like a plans.json from disk
 
 

@@ -92,6 +92,27 @@ def _read_header(path: Path) -> _Header | None:
     return _Header(offset, voxels, bitpix // 8, dtype)
 
 
+def voxel_count(path: Path) -> int | None:
+    """Voxels a NIfTI header declares (all volumes), or None for other files and bad headers.
+
+    Read from the header alone, so sizes can be estimated without decompressing any data.
+    """
+    header = _read_header(path) if is_nifti(path) else None
+    return None if header is None else header.voxels
+
+
+def damage(path: Path) -> str | None:
+    """Why a NIfTI file cannot be trusted as a finished output, or None when it can.
+
+    :func:`truncation` passes files without a parsable header (it leaves those to the reader's
+    own error), but a 0-byte or cut-off output left by a killed run has exactly that, so here a
+    missing header counts as damage too.
+    """
+    if is_nifti(path) and _read_header(path) is None:
+        return "its NIfTI header cannot be read: the file is empty, cut short or not NIfTI"
+    return truncation(path)
+
+
 def truncation(path: Path) -> str | None:
     """Cheap completeness check: why ``path`` is truncated, or None.
 

@@ -19,10 +19,21 @@ from swinfuse_auto.io.atomic import read_json, write_json
 from swinfuse_auto.networks.architecture import SwinArchitecture
 from swinfuse_auto.plans.migrations import CURRENT_VERSION as SCHEMA_VERSION
 from swinfuse_auto.plans.migrations import migrate
+from swinfuse_auto.plans.crop_rules import (ENCODER_DIVISOR, has_rotation_plane,
+                                            square_in_plane)
 from swinfuse_auto.plans.typed_json import from_jsonable, to_jsonable
 from swinfuse_auto.preprocessing.normalize import NORMALIZATIONS, NormalizationPlan
 
-ENCODER_DIVISOR = 32  # patch embedding 2 x four 2x merges
+
+
+def check_patch_size(patch: tuple[int, ...], path: str) -> None:
+    """Every axis a multiple of the encoder's divisor, and a bottleneck of more than one voxel."""
+    if any(s % ENCODER_DIVISOR for s in patch):
+        raise PlanError(f"{path}: every axis must be a multiple of {ENCODER_DIVISOR} for the Swin "
+                        f"encoder, found {list(patch)}.")
+    if all(s == ENCODER_DIVISOR for s in patch):
+        raise PlanError(f"{path}: {list(patch)} leaves a 1-voxel bottleneck (instance norm "
+                        "fails); make one axis at least 64.")
 
 
 @dataclass(frozen=True)
@@ -52,12 +63,7 @@ class ConfigurationPlan:
     resampling: ResamplingPlan = field(default_factory=ResamplingPlan)
 
     def validate(self, path: str) -> None:
-        if any(s % ENCODER_DIVISOR for s in self.patch_size):
-            raise PlanError(f"{path}.patch_size: every axis must be a multiple of "
-                            f"{ENCODER_DIVISOR} for the Swin encoder, found {list(self.patch_size)}.")
-        if all(s == ENCODER_DIVISOR for s in self.patch_size):
-            raise PlanError(f"{path}.patch_size: {list(self.patch_size)} leaves a 1-voxel "
-                            "bottleneck (instance norm fails); make one axis at least 64.")
+        check_patch_size(self.patch_size, f"{path}.patch_size")
         if self.batch_size < 1:
             raise PlanError(f"{path}.batch_size: must be at least 1, found {self.batch_size}.")
         for i, norm in enumerate(self.normalization):
@@ -68,16 +74,36 @@ class ConfigurationPlan:
 
 @dataclass(frozen=True)
 class PretrainingPlan:
-    """The self-supervised Swin-DIM recipe sized for this dataset and device."""
+    """The self-supervised Swin-DIM recipe sized for this dataset and device.
+
+    ``patch_size`` is the pre-training crop, planned apart from the fine-tuning patch: the
+    rotation task turns crops by multiples of 90 degrees, which keeps the shape only in a plane
+    whose two axes are equal, and each step holds two views of ``batch_size`` crops.
+    ``batch_size`` is at least 2: NT-Xent needs negatives, and a batch must hold every modality
+    for the density-matching term.
+    """
 
     iterations: int
     batch_size: int
+    patch_size: tuple[int, int, int]
     learning_rate: float = 4e-4
     weight_decay: float = 0.1
     warmup_iterations: int = 50
     density_matching_weight: float = 1.0  # the paper sums the four losses
     contrastive_temperature: float = 0.5
     modality_normalization: dict[str, NormalizationPlan] = field(default_factory=dict)
+
+    def validate(self, path: str) -> None:
+        check_patch_size(self.patch_size, f"{path}.patch_size")
+        if not has_rotation_plane(self.patch_size):
+            raise PlanError(f"{path}.patch_size: {list(self.patch_size)} has no plane with two "
+                            "equal axes, so 90-degree rotations would change its shape; make y "
+                            "equal to x, e.g. " f"{list(square_in_plane(self.patch_size))}.")
+        if self.batch_size < 2:
+            raise PlanError(f"{path}.batch_size: must be at least 2 (contrastive coding needs "
+                            f"another crop as a negative), found {self.batch_size}.")
+        if self.iterations < 1:
+            raise PlanError(f"{path}.iterations: must be at least 1, found {self.iterations}.")
 
 
 @dataclass(frozen=True)
@@ -101,10 +127,12 @@ class Plan:
     architecture: SwinArchitecture
     pretraining: PretrainingPlan
     num_folds: int
+    finetuning_preset: str
     reasons: dict[str, str] = field(default_factory=dict)
 
     def validate(self, path: str) -> None:
         self.architecture.check_input_size(self.configuration.patch_size)
+        self.architecture.check_input_size(self.pretraining.patch_size)
         if self.architecture.in_channels != len(self.configuration.normalization):
             raise PlanError(f"architecture.in_channels ({self.architecture.in_channels}) must equal "
                             f"the number of channels in configuration.normalization "

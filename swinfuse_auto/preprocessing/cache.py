@@ -4,24 +4,30 @@ Arrays are memory-mappable so data loaders read only the patch they need; the vo
 kept out of the JSON, where thousands of coordinates would make it larger than the image.
 
 The JSON is written last and carries the digest of the plan that produced the arrays: a case is
-finished exactly when its JSON exists with the current digest, so an interrupted run redoes only
-the unfinished case and a changed plan redoes everything.
+finished exactly when its JSON exists with the current digest and its arrays are as large as their
+headers say, so an interrupted run redoes only the unfinished case (also one whose array a full
+disk or another program cut short) and a changed plan redoes everything.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from swinfuse_auto.errors import PreprocessingError
-from swinfuse_auto.io.atomic import atomic_path, read_json, write_json
+from swinfuse_auto.io.atomic import (atomic_path, read_json, remove_stale_temporaries,
+                                     write_json)
+from swinfuse_auto.io.output_checks import npy_problem
 from swinfuse_auto.preprocessing.case import CaseProperties
 
 LABELLED_FOLDER = "3d_fullres"
 UNLABELLED_FOLDER = "3d_fullres_unlabelled"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,15 +49,24 @@ class CaseStore:
         return self.folder / f"{case_id}.json"
 
     def is_complete(self, case_id: str, digest: str, labelled: bool) -> bool:
+        """Whether the case was finished with the plan of ``digest`` and its arrays are whole."""
         path = self.properties_path(case_id)
-        if not path.exists() or not self.data_path(case_id).exists():
-            return False
-        if labelled and not self.seg_path(case_id).exists():
-            return False
         try:
-            return json.loads(path.read_text()).get("plan_digest") == digest
+            if json.loads(path.read_text()).get("plan_digest") != digest:
+                return False
         except (json.JSONDecodeError, OSError):
             return False
+        arrays = [self.data_path(case_id)] + ([self.seg_path(case_id)] if labelled else [])
+        return all(self._is_whole(array) for array in arrays)
+
+    @staticmethod
+    def _is_whole(array: Path) -> bool:
+        if not array.exists():
+            return False
+        problem = npy_problem(array)
+        if problem is not None:
+            logger.warning("%s is damaged (%s); preprocessing the case again", array, problem)
+        return problem is None
 
     def write(self, properties: CaseProperties, data: np.ndarray, seg: np.ndarray | None,
               digest: str) -> None:
@@ -99,9 +114,4 @@ class CaseStore:
 
     def remove_stale_temporaries(self) -> int:
         """Delete temporary files an interrupted run left behind; returns how many."""
-        if not self.folder.is_dir():
-            return 0
-        stale = [p for p in self.folder.iterdir() if p.name.startswith(".") and ".tmp" in p.name]
-        for path in stale:
-            path.unlink(missing_ok=True)
-        return len(stale)
+        return remove_stale_temporaries(self.folder)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from swinfuse_auto.dataset.cases import Case, held_out_cases, training_cases
 from swinfuse_auto.dataset.spec import DatasetSpec
-from swinfuse_auto.fingerprint.case_stats import read_case
+from swinfuse_auto.dataset.verify_checks import Issue
+from swinfuse_auto.fingerprint.case_stats import log_warnings, raise_for_errors, read_case
 from swinfuse_auto.parallel import parallel_map, release_freed_memory
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.cache import LABELLED_FOLDER, UNLABELLED_FOLDER, CaseStore
@@ -28,6 +29,7 @@ class _Job:
     plan: Plan
     store: CaseStore
     foreground: tuple[int, ...]
+    labels: dict[str, int] | None  # dataset.json's classes, to check the label values
 
 
 def normalization_for(plan: Plan, spec: DatasetSpec, modalities: tuple[str, ...]
@@ -41,11 +43,23 @@ def normalization_for(plan: Plan, spec: DatasetSpec, modalities: tuple[str, ...]
     return [plan.pretraining.modality_normalization[m] for m in modalities]
 
 
-def _preprocess_one(job: _Job) -> str:
+def _preprocess_one(job: _Job) -> list[Issue]:
+    """Preprocess and store one case; returns the warnings that reading it gave.
+
+    Label values are checked again although the fingerprint did so: a fingerprint is reused
+    while the raw files keep their size and time, and may come from a version without the
+    check. NaN/Inf are counted only in unlabelled images, the ones the fingerprint never read.
+
+    Raises:
+        DatasetError: the label holds values that dataset.json does not define (nothing of the
+            case is written).
+    """
     case = job.case
-    images, label, geometry = read_case(case)
-    raw = RawArrays(images, label)
-    del images, label  # preprocess_arrays frees them as soon as each is used
+    arrays = read_case(case, labels=job.labels, count_non_finite=case.label is None)
+    raise_for_errors(arrays.issues, f"Nothing was written for case {case.case_id}.")
+    raw = RawArrays(arrays.images, arrays.label)
+    geometry, issues = arrays.geometry, arrays.issues
+    del arrays  # preprocess_arrays frees the arrays as soon as each is used
     data, seg, box, shape = preprocess_arrays(raw, geometry, job.plan.configuration,
                                               list(job.normalization))
     locations = sample_class_locations(seg, list(job.foreground), seed=zlib.crc32(case.case_id.encode())) \
@@ -54,7 +68,7 @@ def _preprocess_one(job: _Job) -> str:
     job.store.write(properties, data, seg, job.plan.digest())
     del data, seg
     release_freed_memory()
-    return case.case_id
+    return issues
 
 
 def preprocess_cases(cases: list[tuple[Case, tuple[str, ...]]], plan: Plan, store: CaseStore,
@@ -68,6 +82,7 @@ def preprocess_cases(cases: list[tuple[Case, tuple[str, ...]]], plan: Plan, stor
     digest = plan.digest()
     store.remove_stale_temporaries()
     foreground = tuple(spec.foreground_labels) if spec is not None else ()
+    labels = dict(spec.labels) if spec is not None else None
     jobs, skipped = [], 0
     for case, modalities in cases:
         if store.is_complete(case.case_id, digest, case.label is not None):
@@ -77,10 +92,11 @@ def preprocess_cases(cases: list[tuple[Case, tuple[str, ...]]], plan: Plan, stor
         if norm is None:
             assert spec is not None, "per-case normalisation needs the dataset spec"
             norm = normalization_for(plan, spec, modalities)
-        jobs.append(_Job(case, modalities, tuple(norm), plan, store, foreground))
+        jobs.append(_Job(case, modalities, tuple(norm), plan, store, foreground, labels))
     if skipped:
         logger.info("%s: %d case(s) already preprocessed with this plan", store.folder, skipped)
-    parallel_map(_preprocess_one, jobs, num_processes, "preprocess", progress)
+    results = parallel_map(_preprocess_one, jobs, num_processes, "preprocess", progress)
+    log_warnings([issue for case_issues in results for issue in case_issues])
     return {"done": len(jobs), "skipped": skipped}
 
 

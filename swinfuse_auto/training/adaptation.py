@@ -37,7 +37,7 @@ def adaptation_block(plan: Plan, data_seen: dict[str, Any], iterations: int) -> 
     """The JSON metadata of an encoder checkpoint: everything a fine-tuning run must know."""
     encoder_arch = dataclasses.replace(plan.architecture, in_channels=1)
     return {"kind": ENCODER_KIND, "architecture": encoder_arch.to_dict(),
-            "patch_size": list(plan.configuration.patch_size),
+            "patch_size": list(plan.pretraining.patch_size),
             "spacing": list(plan.configuration.spacing),
             "normalization_per_modality": to_jsonable(plan.pretraining.modality_normalization),
             "data_seen": data_seen, "iterations": iterations,

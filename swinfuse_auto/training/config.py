@@ -9,12 +9,41 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from swinfuse_auto.data.augmentation import AugmentationConfig
 from swinfuse_auto.errors import ConfigError, PlanError
 from swinfuse_auto.plans.typed_json import from_jsonable, to_jsonable
+from swinfuse_auto.preprocessing.input_scaling import INPUT_SCALINGS
+
+#: ``self_training`` values: on when the dataset has images of another modality, always, never.
+SELF_TRAINING_CHOICES = ("auto", "on", "off")
+
+
+#: The step counts of a config: None takes the recipe's default, anything else must be >= 1.
+BUDGET_FIELDS = ("epochs", "iterations_per_epoch")
+_BUDGET_FIX = {
+    "epochs": "Pass --epochs N (train_fold) or --set epochs=N with N >= 1",
+    "iterations_per_epoch": ("Pass --iterations-per-epoch N (train_fold) or --set "
+                             "iterations_per_epoch=N with N >= 1"),
+}
+
+
+def require_positive(what: str, value: int | None, fix: str) -> None:
+    """Refuse a step count below 1 (None, "not set", is fine).
+
+    Zero or a negative count would run no optimiser step and still save a "final" checkpoint of
+    an untrained network that predict and export_model would then use without complaint.
+
+    Raises:
+        ConfigError: naming ``what``, the value and ``fix``.
+    """
+    if value is not None and value < 1:
+        raise ConfigError(f"{what} is {value}, but it must be at least 1: with {value} nothing "
+                          "would be trained, yet a final checkpoint of the untrained network "
+                          f"would be written. {fix}, or leave it out to take the default.")
 
 
 @dataclass(frozen=True)
@@ -22,8 +51,10 @@ class TrainerConfig:
     """Hyper-parameters of one training recipe.
 
     Args:
-        epochs: number of epochs; 0 means "take the plan's budget" for pre-training.
-        iterations_per_epoch: optimiser steps per epoch (an epoch is the checkpoint interval).
+        epochs: number of epochs; None takes the recipe's default (fine-tuning: by device;
+            pre-training counts iterations, not epochs).
+        iterations_per_epoch: optimiser steps per epoch (an epoch is the checkpoint interval);
+            None takes the recipe's default.
         learning_rate: base learning rate of AdamW.
         weight_decay: AdamW weight decay.
         warmup_fraction: share of all steps spent warming up linearly.
@@ -37,10 +68,20 @@ class TrainerConfig:
         validation_batches_per_epoch: validation patches scored each epoch (pseudo-Dice).
         validation_step_fraction: sliding-window step of the end-of-fold validation.
         validation_tta: mirror test-time augmentation in the end-of-fold validation.
+        input_scaling: registered scaling of each preprocessed volume before the network
+            ("plan": none; "percentile": each image's 0.5/99.5 percentiles to 0/1).
+        augmentation: every probability and range of the training augmentation
+            (``--set augmentation.gin_probability=0.5``).
+        self_training: use the unlabelled images of another modality (imagesTs) with
+            pseudo-labels: "auto" when the dataset has such images, "on" (error without them)
+            or "off".
+        self_training_fraction: share of the steps, at the end, that also train on them.
+        pseudo_label_confidence: softmax probability below which a pseudo-label voxel is
+            ignored by the loss.
     """
 
-    epochs: int = 0
-    iterations_per_epoch: int = 50
+    epochs: int | None = None
+    iterations_per_epoch: int | None = 50
     learning_rate: float = 4e-4
     weight_decay: float = 0.1
     warmup_fraction: float = 0.05
@@ -54,6 +95,36 @@ class TrainerConfig:
     validation_batches_per_epoch: int = 4
     validation_step_fraction: float = 0.5
     validation_tta: bool = True
+    input_scaling: str = "plan"
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    self_training: str = "off"
+    self_training_fraction: float = 0.4
+    pseudo_label_confidence: float = 0.9
+
+    def __post_init__(self) -> None:
+        # Every way of setting a budget (recipe default, --epochs, --set, a JSON file, a stored
+        # config) builds a TrainerConfig, so this is the one place that refuses a bad one.
+        for name in BUDGET_FIELDS:
+            require_positive(f"trainer config '{name}'", getattr(self, name), _BUDGET_FIX[name])
+        INPUT_SCALINGS.get(self.input_scaling)  # an unknown name lists the valid ones
+        if self.self_training not in SELF_TRAINING_CHOICES:
+            raise ConfigError(f"trainer config 'self_training' is {self.self_training!r}; "
+                              f"expected one of {', '.join(SELF_TRAINING_CHOICES)}.")
+        for name in ("self_training_fraction", "pseudo_label_confidence"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"trainer config '{name}' is {getattr(self, name)}; expected a "
+                                  "fraction in [0, 1).")
+
+    def budget(self, default_epochs: int, default_iterations_per_epoch: int) -> tuple[int, int]:
+        """(epochs, iterations per epoch), the recipe's defaults standing in for unset values.
+
+        Unset is None only: an explicit value is never replaced, so a typo cannot silently turn
+        into a full-length default run.
+        """
+        epochs = default_epochs if self.epochs is None else self.epochs
+        per_epoch = (default_iterations_per_epoch if self.iterations_per_epoch is None
+                     else self.iterations_per_epoch)
+        return epochs, per_epoch
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -74,14 +145,49 @@ class TrainerConfig:
                 data.update(json.loads(Path(json_file).read_text()))
             except (OSError, json.JSONDecodeError) as exc:
                 raise ConfigError(f"cannot read trainer config {json_file}: {exc}") from None
-        valid = {f.name for f in dataclasses.fields(self)}
         for item in overrides or []:
             key, sep, text = item.partition("=")
-            if not sep or key not in valid:
-                raise ConfigError(f"--set expects KEY=VALUE with KEY one of {sorted(valid)}, "
-                                  f"found '{item}'.")
+            if not sep or key not in self.setting_names():
+                raise ConfigError(f"--set expects KEY=VALUE with KEY one of "
+                                  f"{self.setting_names()}, found '{item}'.")
             try:
-                data[key] = json.loads(text)
+                value = json.loads(text)
             except json.JSONDecodeError:
-                data[key] = text
+                value = text
+            *parents, leaf = key.split(".")
+            node = data
+            for parent in parents:
+                node = node[parent]
+            node[leaf] = value
         return TrainerConfig.from_dict(data)
+
+    def setting_names(self) -> list[str]:
+        """Every key ``--set`` accepts; nested settings as ``augmentation.NAME``."""
+        names = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if dataclasses.is_dataclass(value):
+                names += [f"{f.name}.{sub.name}" for sub in dataclasses.fields(value)]
+            else:
+                names.append(f.name)
+        return sorted(names)
+
+
+@dataclass(frozen=True)
+class TrainerPreset:
+    """Named settings of one recipe: a variant is a preset, never a subclass.
+
+    Args:
+        recipe: the registered trainer the preset is for.
+        settings: ``--set`` keys and values, applied before the user's own ``--set``.
+        description: one line for ``-h`` and the plan's reasons.
+    """
+
+    recipe: str
+    settings: dict[str, Any]
+    description: str = ""
+
+    def overrides(self) -> list[str]:
+        """The settings as ``KEY=VALUE`` strings for :meth:`TrainerConfig.with_overrides`."""
+        return [f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+                for key, value in self.settings.items()]

@@ -56,6 +56,11 @@ class FoldModel:
     trainer_config: dict[str, Any]
     state_dict: dict[str, torch.Tensor]
 
+    @property
+    def input_scaling(self) -> str:
+        """The input scaling the fold was trained with ("plan" for models older than the key)."""
+        return str(self.trainer_config.get("input_scaling", "plan"))
+
     def build_network(self, device: torch.device | str = "cpu") -> nn.Module:
         """The segmentation network with these weights, in eval mode."""
         from swinfuse_auto.networks.factory import build_segmentation_network

@@ -43,6 +43,9 @@ class LoopSettings:
     grad_clip: float | None = 12.0
     amp_dtype: torch.dtype | None = None
     progress: bool = False
+    #: epochs at whose start the batches are asked for again (a new data source, e.g. the
+    #: pseudo-labelled cases of self-training); ``batches(step)`` decides what it returns
+    new_batches_at_epochs: tuple[int, ...] = ()
 
 
 @dataclass
@@ -158,8 +161,11 @@ class TrainingLoop:
 
     def run(self) -> list[dict[str, float]]:
         """Train until ``settings.epochs``, checkpointing after every epoch."""
-        iterator = self.batches(self.step)
+        iterator, made_at = self.batches(self.step), self.epoch
         while self.epoch < self.settings.epochs:
+            if self.epoch in self.settings.new_batches_at_epochs and made_at < self.epoch:
+                iterator = iter(())  # drop the old loader (and its workers) first
+                iterator, made_at = self.batches(self.step), self.epoch
             record = self.run_epoch(iterator)
             self.epoch += 1
             self.history.append(record)

@@ -22,6 +22,7 @@ from swinfuse_auto.preprocessing.cache import LABELLED_FOLDER, UNLABELLED_FOLDER
 from swinfuse_auto.preprocessing.extra_folders import preprocess_extra_folder
 from swinfuse_auto.registry import TRAINERS
 from swinfuse_auto.training.adaptation import ENCODER_FILE
+from swinfuse_auto.training.config import require_positive
 from swinfuse_auto.training.distributed import init_distributed
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,14 @@ def pretrain(dataset: str | os.PathLike[str], planner: str = "default",
     """Pre-train the dataset's Swin-DIM encoder; returns the path of ``pretrained_encoder.pt``.
 
     Resumes an interrupted run unless ``restart``; a finished run is reused as it is.
+
+    Raises:
+        ConfigError: a budget below 1 step (``iterations`` or the config), an unknown trainer,
+            a plan of another planner or a bad ``extra`` folder; checked before anything runs.
     """
+    require_positive("pretrain: iterations", iterations, "Pass --iterations N with N >= 1")
+    recipe = TRAINERS.get(trainer)
+    config = recipe.default_config().with_overrides(config_overrides)
     location = resolve_dataset(dataset, raw=raw, preprocessed=preprocessed, results=results,
                                require=("preprocessed", "results"))
     assert location.preprocessed_dir is not None and location.results_dir is not None
@@ -99,7 +107,5 @@ def pretrain(dataset: str | os.PathLike[str], planner: str = "default",
             stores.append(preprocess_extra_folder(directory, modality, plan,
                                                   location.preprocessed_dir, num_processes,
                                                   progress))
-        recipe = TRAINERS.get(trainer)
-        config = recipe.default_config().with_overrides(config_overrides)
         return recipe(plan, [s for s in stores if s.case_ids()], output, config, iterations,
                       device, progress).run(resume=not restart)

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from swinfuse_auto.data.pretraining_data import MIN_PRETRAINING_BATCH
 from swinfuse_auto.data.ssl_views import make_views
-from swinfuse_auto.training.ssl_losses import (PretrainingLossWeights, combine_losses,
-                                               density_matching_loss, inpainting_loss,
-                                               nt_xent_loss, rotation_loss)
+from swinfuse_auto.errors import ConfigError
+from swinfuse_auto.training.ssl_losses import (DENSITY_GROUPS, PretrainingLossWeights,
+                                               combine_losses, density_matching_loss,
+                                               inpainting_loss, nt_xent_loss, rotation_loss)
 
 
 @dataclass
@@ -37,6 +39,7 @@ class PretrainingTask:
     def __call__(self, batch: dict) -> dict[str, torch.Tensor]:
         x = batch["image"].to(self.device, non_blocking=True)
         modality = batch["modality"].to(self.device)
+        self._check_batch(modality)
         generator = torch.Generator(device="cpu").manual_seed(int(batch["view_seed"]))
         views = make_views(x, generator)
         out = self.model(views.view1, views.view2)
@@ -55,3 +58,14 @@ class PretrainingTask:
                                                               torch.cat([modality, modality]))
         parts["loss"] = combine_losses(parts, self.weights)
         return parts
+
+    def _check_batch(self, modality: torch.Tensor) -> None:
+        """A term that cannot be computed must not enter the log as a silent 0."""
+        if modality.shape[0] < MIN_PRETRAINING_BATCH:
+            raise ConfigError(f"a pre-training batch of {modality.shape[0]} crop leaves "
+                              "contrastive coding without a negative; use at least "
+                              f"{MIN_PRETRAINING_BATCH} crops per batch.")
+        present = set(modality.tolist())
+        if self.weights.density_matching > 0 and not set(DENSITY_GROUPS) <= present:
+            raise ConfigError("density matching is on but this batch lacks CT or MR crops; "
+                              "batches must hold every modality (PretrainingBatches does).")

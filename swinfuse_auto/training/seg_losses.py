@@ -3,6 +3,9 @@
 Soft Dice is computed over the whole batch (one Dice per class, not per sample), which keeps it
 defined when a class is missing from one patch, and excludes background, which would otherwise
 dominate. Cross-entropy supplies well-behaved gradients early in training when Dice is flat.
+
+Negative labels mark voxels the loss ignores (the unsure voxels of pseudo-labels in
+self-training): they count neither in the Dice sums nor in the cross-entropy mean.
 """
 
 from __future__ import annotations
@@ -15,7 +18,13 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1
                    include_background: bool = False) -> torch.Tensor:
     """1 - mean soft Dice over classes; ``target`` holds class indices, shape (B, 1, ...)."""
     probabilities = logits.float().softmax(1)
+    ignored = target < 0
+    if ignored.any():
+        probabilities = probabilities * ~ignored
+        target = target.clamp_min(0)
     one_hot = torch.zeros_like(probabilities).scatter_(1, target.long(), 1.0)
+    if ignored.any():
+        one_hot = one_hot * ~ignored
     start = 0 if include_background else 1
     probabilities, one_hot = probabilities[:, start:], one_hot[:, start:]
     axes = (0, *range(2, probabilities.ndim))
@@ -28,7 +37,12 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1
 def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
     """{"dice": ..., "ce": ..., "loss": dice + ce} for (B, K, ...) logits and (B, 1, ...) labels."""
     dice = soft_dice_loss(logits, target)
-    ce = F.cross_entropy(logits.float(), target[:, 0].long())
+    labels = target[:, 0].long()
+    if (labels < 0).any():
+        ce = (F.cross_entropy(logits.float(), labels, ignore_index=-1, reduction="sum")
+              / (labels >= 0).sum().clamp_min(1))
+    else:
+        ce = F.cross_entropy(logits.float(), labels)
     return {"dice": dice, "ce": ce, "loss": dice + ce}
 
 

@@ -41,12 +41,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from swinfuse_auto.dataset.modality import MODALITY_INDEX, Modality
 from swinfuse_auto.errors import ConfigError
 from swinfuse_auto.registry import Registry
 
 SSL_LOSSES: Registry[Callable[..., Tensor]] = Registry("ssl loss")
 
-#: Integer code of each modality in the ``modality_ids`` given to :func:`density_matching_loss`.
+#: The two modalities the density-matching term compares, and their codes in ``modality_ids``.
+DENSITY_MODALITIES: tuple[str, str] = (Modality.CT.value, Modality.MR.value)
+DENSITY_GROUPS: tuple[int, int] = (MODALITY_INDEX[Modality.CT], MODALITY_INDEX[Modality.MR])
 
 _SCOTT_FACTOR = 1.06  # normal-reference constant of the 1D Scott / Silverman rule
 _GRID_MARGIN = 3.0  # the KDE grid extends this many bandwidths beyond the samples
@@ -144,7 +147,7 @@ def nt_xent_loss(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
 def density_matching_loss(embeddings: Tensor, modality_ids: Tensor,
                           bandwidth: float | None = None, num_points: int = 64,
                           directions: Tensor | None = None, min_bandwidth: float = 1e-3,
-                          groups: tuple[int, int] = (0, 1)) -> Tensor:
+                          groups: tuple[int, int] = DENSITY_GROUPS) -> Tensor:
     """SwinFUSE term: Jensen-Shannon divergence of Gaussian KDEs of CT and MR embeddings.
 
     Minimise it to make the two modalities' embedding distributions indistinguishable.

@@ -11,8 +11,8 @@ from swinfuse_auto.errors import ConfigError, PreprocessingError
 from swinfuse_auto.io.atomic import read_json, write_json
 from swinfuse_auto.paths import PLANS_FILE, SPLITS_FILE, resolve_dataset
 from swinfuse_auto.plans.schema import Plan
-from swinfuse_auto.preprocessing.cache import LABELLED_FOLDER, CaseStore
-from swinfuse_auto.registry import TRAINERS
+from swinfuse_auto.preprocessing.cache import LABELLED_FOLDER, UNLABELLED_FOLDER, CaseStore
+from swinfuse_auto.registry import TRAINER_PRESETS, TRAINERS
 from swinfuse_auto.training.distributed import init_distributed
 from swinfuse_auto.training.fold_model import fold_folder_name, model_folder_name
 from swinfuse_auto.training.pretrain_runner import pretrain
@@ -34,23 +34,58 @@ def _resolve_pretrained(choice: str, dataset: str | os.PathLike[str], planner: s
     return path
 
 
+def budget_overrides(epochs: int | None, iterations_per_epoch: int | None) -> list[str]:
+    """``--set`` items for the explicit budget arguments; None leaves the recipe's default.
+
+    Every given value is passed on, 0 and negatives included, so that TrainerConfig refuses
+    them instead of their being mistaken for "not given".
+    """
+    budget = {"epochs": epochs, "iterations_per_epoch": iterations_per_epoch}
+    return [f"{key}={value}" for key, value in budget.items() if value is not None]
+
+
+def preset_overrides(preset: str | None, plan: Plan, trainer: str) -> list[str]:
+    """The ``--set`` items of ``preset``, else of the plan's preset when it is for ``trainer``.
+
+    Raises:
+        ConfigError: ``preset`` belongs to another recipe.
+        RegistryError: an unknown preset name.
+    """
+    chosen = TRAINER_PRESETS.get(preset or plan.finetuning_preset)
+    if chosen.recipe != trainer:
+        if preset is None:
+            return []  # the plan's preset is for the built-in recipe, not this one
+        raise ConfigError(f"--preset {preset} is a preset of '{chosen.recipe}', not of "
+                          f"--trainer {trainer}. Leave out one of the two.")
+    logger.info("fine-tuning preset %s%s: %s", preset or plan.finetuning_preset,
+                "" if preset else " (the plan's)", chosen.description)
+    return chosen.overrides()
+
+
 def train_fold(dataset: str | os.PathLike[str], fold: int | str, pretrain_choice: str = "auto",
                trainer: str = FINETUNE_TRAINER, planner: str = "default",
                epochs: int | None = None, iterations_per_epoch: int | None = None,
                config_overrides: list[str] | None = None, continue_training: bool = False,
                validate: bool = True, device: str = "auto", raw: str | None = None,
                preprocessed: str | None = None, results: str | None = None,
-               progress: bool = False) -> Path:
+               progress: bool = False, preset: str | None = None) -> Path:
     """Train fold ``fold`` ('all' trains on every case); returns the fold folder.
 
+    The settings are the recipe's defaults, then ``preset`` (default: the preset the plan names
+    for this dataset), then ``config_overrides`` and the budget arguments.
+
     Raises:
-        ConfigError: unknown fold, trainer or pretrain choice.
+        ConfigError: unknown fold, trainer, preset or pretrain choice, or a budget below 1 step.
         PlanError / PreprocessingError: the dataset was not planned or preprocessed.
     """
+    recipe = TRAINERS.get(trainer)
     location = resolve_dataset(dataset, raw=raw, preprocessed=preprocessed, results=results,
                                require=("preprocessed", "results"))
     assert location.preprocessed_dir is not None and location.results_dir is not None
     plan = Plan.load(location.preprocessed_dir / PLANS_FILE)
+    overrides = [*preset_overrides(preset, plan, trainer), *(config_overrides or []),
+                 *budget_overrides(epochs, iterations_per_epoch)]
+    config = recipe.default_config().with_overrides(overrides)  # checked before any writing
     store = CaseStore(location.preprocessed_dir / LABELLED_FOLDER)
     case_ids = store.case_ids()
     if not case_ids:
@@ -59,11 +94,6 @@ def train_fold(dataset: str | os.PathLike[str], fold: int | str, pretrain_choice
     splits = load_or_create_splits(location.preprocessed_dir / SPLITS_FILE, case_ids,
                                    plan.num_folds)
     split = get_fold(splits, fold, case_ids)
-    recipe = TRAINERS.get(trainer)
-    overrides = list(config_overrides or [])
-    overrides += [f"epochs={epochs}"] if epochs is not None else []
-    overrides += [f"iterations_per_epoch={iterations_per_epoch}"] if iterations_per_epoch else []
-    config = recipe.default_config().with_overrides(overrides)
     roots = {"raw": raw, "preprocessed": preprocessed, "results": results}
     encoder = _resolve_pretrained(pretrain_choice, dataset, planner, device, roots, progress)
     model_dir = location.results_dir / model_folder_name(trainer, planner)
@@ -74,7 +104,8 @@ def train_fold(dataset: str | os.PathLike[str], fold: int | str, pretrain_choice
         plan.save(model_dir / PLANS_FILE)
         write_json(model_dir / "dataset.json", read_json(location.raw_dir / "dataset.json"))
     runner = recipe(plan, read_json(location.raw_dir / "dataset.json"), store, split["train"],
-                    split["val"], str(fold), fold_dir, config, encoder, device, progress)
+                    split["val"], str(fold), fold_dir, config, encoder, device, progress,
+                    unlabelled=CaseStore(location.preprocessed_dir / UNLABELLED_FOLDER))
     loop = runner.train(resume=continue_training)
     if validate and split["val"] and context.is_main:
         from swinfuse_auto.training.validation import validate_fold

@@ -41,7 +41,7 @@ def validate_fold(fold_dir: Path, raw_dir: Path, model: nn.Module, plan: Plan, s
                                   mirror_axes=(0, 1, 2) if config.validation_tta else ())
     spec = load_dataset_spec(raw_dir)
     ensemble = EnsemblePredictor([network.eval()], plan, spec.raw, ["validation"], device,
-                                 settings)
+                                 settings, config.input_scaling)
     folder = Path(fold_dir) / VALIDATION_FOLDER
     for case_id in tqdm(case_ids, desc="validation", disable=not progress, unit="case"):
         data, _, properties = store.load(case_id)

@@ -34,10 +34,18 @@ def test_two_process_ddp_pretrains_fine_tunes_and_writes_one_set_of_outputs(
     fold_dir = dataset_dir / "swin_dim_finetune__default" / "fold_0"
     written = sorted(str(p.relative_to(fold_dir)) for p in fold_dir.rglob("*") if p.is_file())
     validation = [name for name in written if name.startswith("validation")]
-    assert sorted(set(written) - set(validation)) == [
+    # the example data's MR images make the plan's preset self-train on them: one set of
+    # pseudo-labels, written by rank 0 and read by both
+    pseudo = [name for name in written if name.startswith("pseudo_labels")]
+    assert sorted(set(written) - set(validation) - set(pseudo)) == [
         "checkpoint_best.pt", "checkpoint_final.pt", "checkpoint_latest.pt", "progress.png",
         "training_log.json"]
     assert "validation/summary.json" in validation
+    mr_cases = sorted(p.name[:-len("_0000.nii.gz")]
+                      for p in (Path(tiny_roots["raw"]) / DATASET / "imagesTs").iterdir())
+    assert pseudo == sorted(["pseudo_labels/pseudo_labels.json"]
+                            + [f"pseudo_labels/{c}_{part}" for c in mr_cases
+                               for part in ("locations.npz", "seg.npy")])
     log = json.loads((fold_dir / "training_log.json").read_text())
     assert len(log["epochs"]) == 2  # one log, not one per rank appended together
     pretrain_dir = dataset_dir / "pretrain__default"

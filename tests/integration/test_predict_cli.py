@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
-import torch
 
 from swinfuse_auto.api import load_model
 from swinfuse_auto.cli import evaluate, export_model, predict
@@ -23,16 +21,10 @@ from swinfuse_auto.inference.untrained import untrained_plan, write_untrained_mo
 from swinfuse_auto.io.atomic import read_json
 from swinfuse_auto.io.image import read_geometry, read_image
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY_ARCH = {"feature_size": 3, "depths": (1, 1, 1, 1), "num_heads": (1, 1, 1, 1)}
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Two threads spinning against other work on a 2-core machine only slow a tiny network."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

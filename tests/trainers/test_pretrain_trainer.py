@@ -60,7 +60,7 @@ def test_losses_decrease_and_density_matching_pulls_ct_and_mr_together(
     assert last["density_matching"] < first["density_matching"]
     assert last["contrastive"] < 0.9 * math.log(3), last
     pool = build_pool(plain.stores)
-    crops, codes = fixed_crops(pool, plain.plan.configuration.patch_size, per_modality=4)
+    crops, codes = fixed_crops(pool, plain.plan.pretraining.patch_size, per_modality=4)
     divergence = {name: modality_divergence(load_encoder_network(t.output_dir / ENCODER_FILE),
                                             crops, codes)
                   for name, t in (("with", matched), ("without", plain))}

@@ -115,13 +115,30 @@ def test_mr_contrast_differs_from_ct() -> None:
     fat = (Tissue.SUBCUTANEOUS_FAT, Tissue.VISCERAL_FAT)
     for index in range(2):
         ct = synthesize_case("CT", index, shape=(24, 40, 40), seed=1)
-        mr = synthesize_case("MR", index, shape=(24, 40, 40), seed=1)
         assert median(ct, *fat) < median(ct, Tissue.LIVER) < median(ct, Tissue.KIDNEY)
-        assert median(mr, *fat) > median(mr, Tissue.LIVER) > median(mr, Tissue.SPLEEN)
-        assert median(mr, Tissue.KIDNEY) < median(mr, Tissue.LIVER)
-        assert median(mr, Tissue.BONE) < median(mr, Tissue.MUSCLE)
         assert median(ct, Tissue.BONE) > 400
+    t1, t2 = (synthesize_case("MR", index, shape=(24, 40, 40), seed=1) for index in (0, 1))
+    assert (t1.contrast, t2.contrast) == ("T1", "T2")
+    assert median(t1, *fat) > median(t1, Tissue.LIVER) > median(t1, Tissue.SPLEEN)
+    assert median(t1, Tissue.KIDNEY) < median(t1, Tissue.LIVER)
+    assert median(t1, Tissue.BONE) < median(t1, Tissue.MUSCLE)
+    # T2 (fat-suppressed): spleen and kidneys brighter than the liver, fat dark
+    assert min(median(t2, Tissue.KIDNEY), median(t2, Tissue.SPLEEN)) > median(t2, Tissue.LIVER)
+    assert median(t2, *fat) < median(t2, Tissue.LIVER)
+    for mr in (t1, t2):
         assert 0 < median(mr, Tissue.AIR) < 0.2 * median(mr, Tissue.LIVER)  # Rician floor
+
+
+def test_mr_follows_mr_protocols() -> None:
+    """MR cases: thicker slices, coarser in-plane spacing and another field of view than CT."""
+    for index in range(3):
+        ct = synthesize_case("CT", index, shape=(24, 40, 40), seed=2).geometry
+        mr = synthesize_case("MR", index, shape=(24, 40, 40), seed=2).geometry
+        assert mr.spacing_zyx[0] >= 4.0 > 3.0 >= ct.spacing_zyx[0]
+        assert mr.spacing_zyx[1] >= 1.2 >= ct.spacing_zyx[1]
+        ct_fov = np.multiply(ct.shape_zyx, ct.spacing_zyx)
+        mr_fov = np.multiply(mr.shape_zyx, mr.spacing_zyx)
+        assert mr_fov[0] < 0.95 * ct_fov[0] and mr_fov[1] > 1.05 * ct_fov[1]
 
 
 def test_mr_has_bias_field_and_arbitrary_scale() -> None:

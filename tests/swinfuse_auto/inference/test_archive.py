@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import struct
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -124,3 +125,82 @@ def test_export_needs_finished_folds(one_channel_model: Path, tmp_path: Path) ->
     assert not (tmp_path / "m.zip").exists()
     info = export_model(tmp_path / "m.zip", one_channel_model, folds=[1])
     assert info.folds == ("1",) and load_model(info.path, device="cpu").folds == ["1"]
+
+
+def _flip(data: bytes, offset: int) -> bytes:
+    damaged = bytearray(data)
+    damaged[offset] ^= 0xFF
+    return bytes(damaged)
+
+
+def _header_end(data: bytes, info: zipfile.ZipInfo) -> int:
+    """Where a member's data starts: after its local header, file name and extra field."""
+    name_length, extra_length = struct.unpack("<HH", data[info.header_offset + 26:
+                                                          info.header_offset + 30])
+    return info.header_offset + 30 + name_length + extra_length
+
+
+@pytest.fixture(scope="module")
+def small_archive(one_channel_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One fold only: extraction of each of the hundreds of damaged copies stays cheap."""
+    return export_model(tmp_path_factory.mktemp("small") / "model.zip", one_channel_model,
+                        folds=[0]).path
+
+
+def test_every_byte_flip_in_the_manifest_data_is_refused(small_archive: Path,
+                                                         tmp_path: Path) -> None:
+    """Flipped bits in the deflated manifest made zipfile raise zlib.error, uncaught. Every flip
+    must be refused with the archive's own message, except where the flip only touches the
+    bits after the stream's last code: then the CRC-checked manifest is byte for byte the
+    original one, and nothing is damaged."""
+    data = small_archive.read_bytes()
+    info = zipfile.ZipFile(small_archive).getinfo("manifest.json")
+    manifest = zipfile.ZipFile(small_archive).read("manifest.json")
+    start = _header_end(data, info)
+    assert info.compress_type == zipfile.ZIP_DEFLATED and info.compress_size > 100
+    bad = tmp_path / "bad.zip"
+    intact = []
+    for offset in range(start, start + info.compress_size):
+        bad.write_bytes(_flip(data, offset))
+        try:
+            with extracted_archive(bad):
+                intact.append(offset)
+        except CheckpointError as exc:
+            assert "truncated or corrupt" in str(exc) and str(bad) in str(exc)
+    for offset in intact:
+        bad.write_bytes(_flip(data, offset))
+        assert zipfile.ZipFile(bad).read("manifest.json") == manifest
+    assert len(intact) <= 2
+
+
+def test_byte_flips_in_zip_headers_are_refused_or_harmless(small_archive: Path,
+                                                           tmp_path: Path) -> None:
+    """Every offset of every local header, the central directory and its end record: a flip is
+    refused with CheckpointError, never another exception, or (a timestamp, a version field)
+    changes nothing that is extracted."""
+    data = small_archive.read_bytes()
+    infos = zipfile.ZipFile(small_archive).infolist()
+    offsets = [o for i in infos for o in range(i.header_offset, _header_end(data, i))]
+    offsets += range(infos[-1].header_offset + infos[-1].compress_size + 30, len(data))
+    bad = tmp_path / "bad.zip"
+    refused = 0
+    for offset in sorted(set(offsets)):
+        bad.write_bytes(_flip(data, offset))
+        try:
+            with extracted_archive(bad) as folder:
+                assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*.*")) == \
+                    sorted(i.filename for i in infos if i.filename != "manifest.json")
+        except CheckpointError:
+            refused += 1
+    assert refused > len(offsets) // 2
+
+
+def test_refused_checkpoint_names_the_archive_not_the_extraction_folder(
+        archive: Path, tmp_path: Path) -> None:
+    bad = _tampered("pickled_code", archive, tmp_path)
+    with pytest.raises(CheckpointError) as caught:
+        load_model(bad, device="cpu")
+    message = str(caught.value)
+    assert f"{bad} (member fold_0/checkpoint_final.pt) cannot be loaded safely" in message
+    assert "swinfuse_model_" not in message and tempfile.gettempdir() not in message.replace(
+        str(tmp_path), "")

@@ -8,7 +8,7 @@ import pytest
 from swinfuse_auto.api import plan_dataset
 from swinfuse_auto.errors import PlanError
 from swinfuse_auto.plans.migrations import migrate
-from swinfuse_auto.plans.schema import Plan
+from swinfuse_auto.plans.schema import SCHEMA_VERSION, Plan
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +56,30 @@ def test_digest_changes_with_preprocessing_decisions_only(plan_dict: dict) -> No
     plan = Plan.from_dict(plan_dict)
     assert plan.with_configuration(batch_size=7).digest() == plan.digest()
     assert plan.with_configuration(spacing=(1.0, 1.0, 1.0)).digest() != plan.digest()
+
+
+STORED_V1_PLAN = Path(__file__).parent / "data" / "plans_v1_nonsquare.json"
+
+
+def test_schema_1_plan_migrates_to_a_rotatable_pretraining_crop() -> None:
+    """A plan written before the pre-training crop had its own key, with the non-square patch of
+    a real abdominal CT (32x96x128) and batch 1, which pre-training refused, now loads with a
+    crop that 90-degree rotations keep and a batch that gives contrastive coding a negative."""
+    stored = json.loads(STORED_V1_PLAN.read_text())
+    assert stored["schema_version"] == 1 and "patch_size" not in stored["pretraining"]
+    plan = Plan.from_dict(stored)
+    assert plan.configuration.patch_size == (32, 96, 128)
+    assert plan.pretraining.patch_size == (32, 96, 96)
+    assert plan.pretraining.batch_size == 2
+    assert plan.to_dict()["schema_version"] == SCHEMA_VERSION
+
+
+def test_pretraining_crop_without_rotation_plane_is_explained(plan_dict: dict) -> None:
+    data = json.loads(json.dumps(plan_dict))
+    data["pretraining"]["patch_size"] = [32, 64, 96]
+    with pytest.raises(PlanError, match=r"pretraining.patch_size: \[32, 64, 96\] has no plane"):
+        Plan.from_dict(data)
+    data["pretraining"]["patch_size"] = [32, 64, 64]
+    data["pretraining"]["batch_size"] = 1
+    with pytest.raises(PlanError, match="pretraining.batch_size: must be at least 2"):
+        Plan.from_dict(data)

@@ -1,0 +1,222 @@
+"""Why a model fine-tuned on CT segments (almost) nothing on MR: the figures behind the diagnosis.
+
+On the generated example data (CT labelled for training, T1 MR of the same anatomy held out), a
+CT model is fine-tuned with today's recipe (no pre-training, 24 x 20 steps at lr 3e-3, as
+``benchmarks/ood.py`` row (a)), then:
+
+1. input ranges: each tissue's mean intensity after the plan's normalisation, CT (dataset
+   clip + z-score) against MR (per-image z-score), and the share of voxels at the CT clip floor;
+2. GIN: how often one GIN draw (the training augmentation) puts the organs in MR's order, and
+   how far it moves them (Spearman correlation of the organ means with CT's and with MR's);
+3. intensity probe: the CT model on its own validation CT, unchanged, inverted, and remapped
+   tissue by tissue to T1 values (the same anatomy and grid with MR contrast);
+4. encoder features: organ centroids of the encoder's 1/4-scale features on CT, and how often
+   the nearest CT centroid of an MR organ is the right organ;
+5. pre-training terms: the plan's pre-training batch and crop before and after the fix, and
+   the loss parts of a few steps when MR comes only through ``--extra``.
+
+    .venv/bin/python benchmarks/ood_diagnosis.py --workdir bench_output/diagnosis
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import stats
+
+from bench_common import DATASET, example_workspace
+from swinfuse_auto import api
+from swinfuse_auto.data.intensity_augmentation import apply_gin, draw_gin_network
+from swinfuse_auto.dataset.cases import held_out_cases, training_cases
+from swinfuse_auto.dataset.spec import load_dataset_spec
+from swinfuse_auto.evaluation.metrics import dice
+from swinfuse_auto.example_data.anatomy import ORGAN_LABELS, Tissue
+from swinfuse_auto.example_data.intensity import CT_HU, MR_T1
+from swinfuse_auto.fingerprint.case_stats import read_case
+from swinfuse_auto.inference.predictor import EnsemblePredictor, PredictionSettings
+from swinfuse_auto.plans.schema import Plan
+from swinfuse_auto.preprocessing.case import RawArrays, preprocess_arrays
+from swinfuse_auto.preprocessing.runner import normalization_for
+from swinfuse_auto.training.fold_model import load_fold_model
+
+ORGANS = {v: k for k, v in ORGAN_LABELS.items()}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", default="bench_output/diagnosis")
+    parser.add_argument("--ct-cases", type=int, default=10)
+    parser.add_argument("--mr-cases", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=24)
+    parser.add_argument("--iterations-per-epoch", type=int, default=20)
+    parser.add_argument("--gin-draws", type=int, default=200)
+    return parser.parse_args()
+
+
+def preprocessed_case(case, spec, plan: Plan, remap=None) -> tuple[np.ndarray, np.ndarray]:
+    """(data, seg) of a raw case at the plan's grid, optionally with its intensities remapped."""
+    images, label, geometry = read_case(case)
+    modalities = tuple(m.value for m in spec.modalities_for(case.case_id))
+    if remap is not None:
+        images, modalities = remap(images), ("MR",)
+    data, seg, _, _ = preprocess_arrays(RawArrays(images, label), geometry, plan.configuration,
+                                        normalization_for(plan, spec, modalities))
+    return data, seg
+
+
+def organ_means(data: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    return np.array([data[0][seg == label].mean() for label in sorted(ORGANS)])
+
+
+def input_ranges(cases: dict, plan: Plan) -> list[str]:
+    lines = ["1. input ranges after the plan's normalisation (mean of each organ; background "
+             "percentiles 5/50/95)"]
+    ct = plan.configuration.normalization[0].params
+    for name, items in cases.items():
+        means = np.mean([organ_means(d, s) for d, s in items], axis=0)
+        background = np.concatenate([d[0][s == 0] for d, s in items])
+        organs = ", ".join(f"{ORGANS[k]} {m:+.2f}" for k, m in zip(sorted(ORGANS), means))
+        floor = np.mean([np.mean(d[0] <= d[0].min() + 1e-6) for d, _ in items])
+        lines.append(f"   {name}: {organs}; background {np.percentile(background, 5):+.2f} / "
+                     f"{np.percentile(background, 50):+.2f} / {np.percentile(background, 95):+.2f};"
+                     f" voxels at the minimum {floor:.0%}")
+    lines.append(f"   CT scheme: clip to [{ct['clip_low']:.0f}, {ct['clip_high']:.0f}] HU (0.5/99.5 "
+                 "percentiles of labelled voxels), so fat, bowel and air share the floor value")
+    return lines
+
+
+def gin_statistics(ct_items: list, draws: int) -> list[str]:
+    """Spearman correlation of organ means after GIN with CT's order and with MR's order."""
+    mr_order = np.array([MR_T1[t][0] for t in (Tissue.LIVER, Tissue.SPLEEN, Tissue.KIDNEY,
+                                                Tissue.BONE, Tissue.AORTA)])
+    rng = np.random.default_rng(0)
+    with_ct, with_mr = [], []
+    for i in range(draws):
+        data, seg = ct_items[i % len(ct_items)]
+        out = apply_gin(data[0], draw_gin_network(rng))
+        means = organ_means(out[None], seg)
+        with_ct.append(stats.spearmanr(means, organ_means(data, seg))[0])
+        with_mr.append(stats.spearmanr(means, mr_order)[0])
+    with_ct, with_mr = np.array(with_ct), np.array(with_mr)
+    return ["2. GIN (applied to 30% of training samples): Spearman of organ means after one draw",
+            f"   with CT's order: median {np.median(with_ct):+.2f}, share >= 0.9: "
+            f"{np.mean(with_ct >= 0.9):.0%}, share <= -0.9 (inversion): {np.mean(with_ct <= -0.9):.0%}",
+            f"   with MR's order: median {np.median(with_mr):+.2f}, share >= 0.7: "
+            f"{np.mean(with_mr >= 0.7):.0%} -> MR-like orders are rare, and a draw moves every "
+            "organ by one monotone-ish curve"]
+
+
+def mr_like(images: np.ndarray) -> np.ndarray:
+    """CT in HU -> T1 values by a piecewise-linear lookup through the tissue means."""
+    points = sorted((CT_HU[t][0], MR_T1[t][0]) for t in Tissue)
+    hu, t1 = np.array(points).T
+    return np.interp(images, hu, t1).astype(np.float32)
+
+
+def dice_per_organ(ensemble: EnsemblePredictor, data: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    prediction = ensemble.predict(torch.from_numpy(data)).argmax(0).numpy()
+    return np.array([dice(prediction, seg, k) for k in sorted(ORGANS)])
+
+
+def probe(ensemble: EnsemblePredictor, cases: list, spec, plan: Plan) -> list[str]:
+    remaps = {"unchanged": None,
+              "inverted (max + min - HU)": lambda x: x.max() + x.min() - x,
+              "tissue-wise T1 values (MR normalisation)": mr_like}
+    lines = ["3. intensity probe: the CT model on its validation CT (Dice per organ)"]
+    for name, remap in remaps.items():
+        scores = np.mean([dice_per_organ(ensemble, *preprocessed_case(c, spec, plan, remap))
+                          for c in cases], axis=0)
+        lines.append(f"   {name}: " + ", ".join(f"{ORGANS[k]} {s:.2f}"
+                                               for k, s in zip(sorted(ORGANS), scores))
+                     + f"; mean {scores.mean():.3f}")
+    return lines
+
+
+@torch.no_grad()
+def organ_features(encoder: torch.nn.Module, data: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """Mean 1/4-scale encoder feature per organ (rows), from the volume padded to /32."""
+    pad = [(0, 0)] + [(0, -s % 32) for s in data.shape[1:]]
+    x = torch.from_numpy(np.pad(data, pad))[None]
+    features = encoder(x)[2][0]  # (C, z/4, y/4, x/4)
+    labels = torch.from_numpy(np.pad(seg, pad[1:]))[None, None].float()
+    labels = torch.nn.functional.interpolate(labels, size=features.shape[1:], mode="nearest")[0, 0]
+    return np.stack([features[:, labels == k].mean(1).numpy() for k in sorted(ORGANS)])
+
+
+def feature_transfer(encoder: torch.nn.Module, ct: list, mr: list) -> list[str]:
+    ct_features = np.stack([organ_features(encoder, d, s) for d, s in ct])
+    mr_features = np.stack([organ_features(encoder, d, s) for d, s in mr])
+    centroids = ct_features.mean(0)
+    unit = centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
+
+    def accuracy(features: np.ndarray) -> float:
+        normed = features / np.linalg.norm(features, axis=2, keepdims=True)
+        return float(np.mean((normed @ unit.T).argmax(2) == np.arange(len(ORGANS))))
+
+    same = np.mean([np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b)
+                    for f in mr_features for a, b in zip(f, centroids)])
+    return ["4. encoder (fine-tuned on CT) features at 1/4 scale: nearest CT organ centroid",
+            f"   CT organs: {accuracy(ct_features):.0%} correct; MR organs: "
+            f"{accuracy(mr_features):.0%} correct (chance {1 / len(ORGANS):.0%}); cosine of an "
+            f"MR organ with its CT centroid: {same:.2f}"]
+
+
+def pretraining_terms(plan: Plan, roots: dict[str, str], work: Path) -> list[str]:
+    """The plan's pre-training batch and crop, and the loss parts with MR only from --extra."""
+    from swinfuse_auto.preprocessing.cache import LABELLED_FOLDER, UNLABELLED_FOLDER, CaseStore
+    from trainers.pretrain import PretrainTrainer
+
+    pre = Path(roots["preprocessed"]) / DATASET
+    one_pair = dataclasses.replace(plan, pretraining=dataclasses.replace(plan.pretraining))
+    trainer = PretrainTrainer(one_pair, [CaseStore(pre / LABELLED_FOLDER),
+                                         CaseStore(pre / UNLABELLED_FOLDER)], work / "pretrain_check",
+                              dataclasses.replace(PretrainTrainer.default_config(), num_workers=0,
+                                                  iterations_per_epoch=4), 4, "cpu")
+    trainer.run()
+    parts = {k: round(v, 3) for k, v in trainer.last_history[-1].items()
+             if k in ("inpainting", "rotation", "contrastive", "density_matching")}
+    return ["5. pre-training terms",
+            f"   plan: {plan.pretraining.batch_size} crop pairs of {list(plan.pretraining.patch_size)}"
+            f" per batch (fine-tuning patch {list(plan.configuration.patch_size)}); before the fix "
+            "a CT dataset whose MR came through --extra got 1 pair and the fine-tuning patch",
+            f"   4 steps on CT + MR now: {parts}"]
+
+
+def main() -> None:
+    args = parse_args()
+    work = Path(args.workdir).resolve()
+    roots, prepared = example_workspace(work, args.ct_cases, args.mr_cases, 0, "cpu")
+    plan = prepared.plan
+    fold_dir = api.train_fold(DATASET, 0, pretrain_choice="none", epochs=args.epochs,
+                              iterations_per_epoch=args.iterations_per_epoch,
+                              config_overrides=["seed=0", "learning_rate=0.003"],
+                              continue_training=True, device="cpu",
+                              results=str(work / "results"), **roots)
+    raw = Path(roots["raw"]) / DATASET
+    spec = load_dataset_spec(raw)
+    val_ids = json.loads((fold_dir / "validation" / "summary.json").read_text())["cases"].keys()
+    ct_cases = [c for c in training_cases(raw, spec) if c.case_id in val_ids]
+    mr_cases = list(held_out_cases(raw, spec))  # labels from labelsTs
+    ct_items = [preprocessed_case(c, spec, plan) for c in ct_cases]
+    mr_items = [preprocessed_case(c, spec, plan) for c in mr_cases]
+    fold = load_fold_model(fold_dir / "checkpoint_final.pt")
+    network = fold.build_network("cpu")
+    ensemble = EnsemblePredictor([network], plan, spec.raw, ["0"], torch.device("cpu"),
+                                 PredictionSettings(mirror_axes=()))
+    lines = input_ranges({"CT": ct_items, "MR (T1)": mr_items}, plan)
+    lines += gin_statistics(ct_items, args.gin_draws)
+    lines += probe(ensemble, ct_cases, spec, plan)
+    lines += ["   MR (T1) itself: mean Dice " + f"{np.mean([dice_per_organ(ensemble, d, s).mean() for d, s in mr_items]):.3f}"]
+    lines += feature_transfer(network.encoder, ct_items, mr_items)
+    lines += pretraining_terms(plan, roots, work)
+    print("\n".join(lines))
+    (work / "diagnosis.txt").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
