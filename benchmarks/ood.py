@@ -64,6 +64,7 @@ ROWS = {
     "d_no_density": Row("(d) without the density term", "ctmr_no_density",
                         "shape_over_intensity"),
     "d_no_pretraining": Row("(d) from no pre-training", None, "shape_over_intensity"),
+    "e_no_pretraining": Row("(e) from no pre-training", None, "cross_modality"),
 }
 
 

@@ -36,7 +36,7 @@ from swinfuse_auto.dataset.cases import held_out_cases, training_cases
 from swinfuse_auto.dataset.spec import load_dataset_spec
 from swinfuse_auto.evaluation.metrics import dice
 from swinfuse_auto.example_data.anatomy import ORGAN_LABELS, Tissue
-from swinfuse_auto.example_data.intensity import CT_HU, MR_T1
+from swinfuse_auto.example_data.intensity import CT_HU, MR_CONTRASTS
 from swinfuse_auto.fingerprint.case_stats import read_case
 from swinfuse_auto.inference.predictor import EnsemblePredictor, PredictionSettings
 from swinfuse_auto.plans.schema import Plan
@@ -58,12 +58,17 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def preprocessed_case(case, spec, plan: Plan, remap=None) -> tuple[np.ndarray, np.ndarray]:
-    """(data, seg) of a raw case at the plan's grid, optionally with its intensities remapped."""
-    images, label, geometry = read_case(case)
+def preprocessed_case(case, spec, plan: Plan, remap=None, as_modality: str | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(data, seg) of a raw case at the plan's grid, optionally with its intensities remapped
+    and normalised as ``as_modality``."""
+    arrays = read_case(case, count_non_finite=False)
+    images, label, geometry = arrays.images, arrays.label, arrays.geometry
     modalities = tuple(m.value for m in spec.modalities_for(case.case_id))
     if remap is not None:
-        images, modalities = remap(images), ("MR",)
+        images = remap(images)
+    if as_modality is not None:
+        modalities = (as_modality,)
     data, seg, _, _ = preprocess_arrays(RawArrays(images, label), geometry, plan.configuration,
                                         normalization_for(plan, spec, modalities))
     return data, seg
@@ -90,32 +95,43 @@ def input_ranges(cases: dict, plan: Plan) -> list[str]:
     return lines
 
 
+ORGAN_TISSUES = (Tissue.LIVER, Tissue.SPLEEN, Tissue.KIDNEY, Tissue.BONE, Tissue.AORTA)
+
+
 def gin_statistics(ct_items: list, draws: int) -> list[str]:
-    """Spearman correlation of organ means after GIN with CT's order and with MR's order."""
-    mr_order = np.array([MR_T1[t][0] for t in (Tissue.LIVER, Tissue.SPLEEN, Tissue.KIDNEY,
-                                                Tissue.BONE, Tissue.AORTA)])
+    """Spearman correlation of organ means after GIN with CT's order and with T1's / T2's."""
+    orders = {name: np.array([table[t][0] for t in ORGAN_TISSUES])
+              for name, table in MR_CONTRASTS.items()}
     rng = np.random.default_rng(0)
-    with_ct, with_mr = [], []
+    with_ct, with_mr = [], {name: [] for name in orders}
     for i in range(draws):
         data, seg = ct_items[i % len(ct_items)]
         out = apply_gin(data[0], draw_gin_network(rng))
         means = organ_means(out[None], seg)
         with_ct.append(stats.spearmanr(means, organ_means(data, seg))[0])
-        with_mr.append(stats.spearmanr(means, mr_order)[0])
-    with_ct, with_mr = np.array(with_ct), np.array(with_mr)
-    return ["2. GIN (applied to 30% of training samples): Spearman of organ means after one draw",
-            f"   with CT's order: median {np.median(with_ct):+.2f}, share >= 0.9: "
-            f"{np.mean(with_ct >= 0.9):.0%}, share <= -0.9 (inversion): {np.mean(with_ct <= -0.9):.0%}",
-            f"   with MR's order: median {np.median(with_mr):+.2f}, share >= 0.7: "
-            f"{np.mean(with_mr >= 0.7):.0%} -> MR-like orders are rare, and a draw moves every "
-            "organ by one monotone-ish curve"]
+        for name, order in orders.items():
+            with_mr[name].append(stats.spearmanr(means, order)[0])
+    with_ct_a = np.array(with_ct)
+    lines = ["2. GIN (applied to 30% of training samples): Spearman of the 5 organ means after "
+             f"one draw ({draws} draws)",
+             f"   with CT's order: median {np.median(with_ct_a):+.2f}, share >= 0.9: "
+             f"{np.mean(with_ct_a >= 0.9):.0%}, share <= -0.9 (inverted): "
+             f"{np.mean(with_ct_a <= -0.9):.0%}"]
+    for name, values in with_mr.items():
+        lines.append(f"   with {name}'s order: median {np.median(values):+.2f}, share >= 0.7: "
+                     f"{np.mean(np.array(values) >= 0.7):.0%}")
+    return lines
 
 
-def mr_like(images: np.ndarray) -> np.ndarray:
-    """CT in HU -> T1 values by a piecewise-linear lookup through the tissue means."""
-    points = sorted((CT_HU[t][0], MR_T1[t][0]) for t in Tissue)
-    hu, t1 = np.array(points).T
-    return np.interp(images, hu, t1).astype(np.float32)
+def remapped_to(contrast: str):  # noqa: ANN201 (a remap function for preprocessed_case)
+    """CT in HU -> ``contrast`` values by a piecewise-linear lookup through the tissue means."""
+    points = sorted((CT_HU[t][0], MR_CONTRASTS[contrast][t][0]) for t in Tissue)
+    hu, values = np.array(points).T
+
+    def remap(images: np.ndarray) -> np.ndarray:
+        return np.interp(images, hu, values).astype(np.float32)
+
+    return remap
 
 
 def dice_per_organ(ensemble: EnsemblePredictor, data: np.ndarray, seg: np.ndarray) -> np.ndarray:
@@ -124,12 +140,14 @@ def dice_per_organ(ensemble: EnsemblePredictor, data: np.ndarray, seg: np.ndarra
 
 
 def probe(ensemble: EnsemblePredictor, cases: list, spec, plan: Plan) -> list[str]:
-    remaps = {"unchanged": None,
-              "inverted (max + min - HU)": lambda x: x.max() + x.min() - x,
-              "tissue-wise T1 values (MR normalisation)": mr_like}
+    remaps = {"unchanged": (None, None),
+              "inverted (max + min - HU)": (lambda x: x.max() + x.min() - x, None),
+              "tissue-wise T1 values (MR normalisation)": (remapped_to("T1"), "MR"),
+              "tissue-wise T2 values (MR normalisation)": (remapped_to("T2"), "MR")}
     lines = ["3. intensity probe: the CT model on its validation CT (Dice per organ)"]
-    for name, remap in remaps.items():
-        scores = np.mean([dice_per_organ(ensemble, *preprocessed_case(c, spec, plan, remap))
+    for name, (remap, modality) in remaps.items():
+        scores = np.mean([dice_per_organ(ensemble, *preprocessed_case(c, spec, plan, remap,
+                                                                       modality))
                           for c in cases], axis=0)
         lines.append(f"   {name}: " + ", ".join(f"{ORGANS[k]} {s:.2f}"
                                                for k, s in zip(sorted(ORGANS), scores))
@@ -139,29 +157,36 @@ def probe(ensemble: EnsemblePredictor, cases: list, spec, plan: Plan) -> list[st
 
 @torch.no_grad()
 def organ_features(encoder: torch.nn.Module, data: np.ndarray, seg: np.ndarray) -> np.ndarray:
-    """Mean 1/4-scale encoder feature per organ (rows), from the volume padded to /32."""
+    """Mean 1/2-scale encoder feature per organ (rows; NaN for an organ absent at that scale),
+    from the volume padded to a multiple of 32."""
     pad = [(0, 0)] + [(0, -s % 32) for s in data.shape[1:]]
     x = torch.from_numpy(np.pad(data, pad))[None]
-    features = encoder(x)[2][0]  # (C, z/4, y/4, x/4)
+    features = encoder(x)[1][0]  # (C, z/2, y/2, x/2)
     labels = torch.from_numpy(np.pad(seg, pad[1:]))[None, None].float()
     labels = torch.nn.functional.interpolate(labels, size=features.shape[1:], mode="nearest")[0, 0]
-    return np.stack([features[:, labels == k].mean(1).numpy() for k in sorted(ORGANS)])
+    return np.stack([features[:, labels == k].mean(1).numpy() if (labels == k).any()
+                     else np.full(features.shape[0], np.nan) for k in sorted(ORGANS)])
 
 
-def feature_transfer(encoder: torch.nn.Module, ct: list, mr: list) -> list[str]:
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
+
+
+def feature_transfer(encoder: torch.nn.Module, ct: list, mr: list, name: str) -> list[str]:
     ct_features = np.stack([organ_features(encoder, d, s) for d, s in ct])
     mr_features = np.stack([organ_features(encoder, d, s) for d, s in mr])
-    centroids = ct_features.mean(0)
-    unit = centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
+    unit = _unit(np.nanmean(ct_features, axis=0))
 
     def accuracy(features: np.ndarray) -> float:
-        normed = features / np.linalg.norm(features, axis=2, keepdims=True)
-        return float(np.mean((normed @ unit.T).argmax(2) == np.arange(len(ORGANS))))
+        similarity = _unit(features) @ unit.T  # (cases, organs, centroids)
+        present = ~np.isnan(similarity).any(2)
+        return float(np.mean(np.nan_to_num(similarity, nan=-2).argmax(2)[present]
+                             == np.nonzero(present)[1]))
 
-    same = np.mean([np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b)
-                    for f in mr_features for a, b in zip(f, centroids)])
-    return ["4. encoder (fine-tuned on CT) features at 1/4 scale: nearest CT organ centroid",
-            f"   CT organs: {accuracy(ct_features):.0%} correct; MR organs: "
+    cosines = (_unit(mr_features) * unit).sum(-1)
+    same = float(np.nanmean(cosines))
+    return [f"4. encoder (fine-tuned on CT) features at 1/2 scale, {name}: nearest CT organ "
+            f"centroid; CT organs: {accuracy(ct_features):.0%} correct; {name} organs: "
             f"{accuracy(mr_features):.0%} correct (chance {1 / len(ORGANS):.0%}); cosine of an "
             f"MR organ with its CT centroid: {same:.2f}"]
 
@@ -194,6 +219,7 @@ def main() -> None:
     plan = prepared.plan
     fold_dir = api.train_fold(DATASET, 0, pretrain_choice="none", epochs=args.epochs,
                               iterations_per_epoch=args.iterations_per_epoch,
+                              preset="nnunet_intensity",
                               config_overrides=["seed=0", "learning_rate=0.003"],
                               continue_training=True, device="cpu",
                               results=str(work / "results"), **roots)
@@ -202,17 +228,24 @@ def main() -> None:
     val_ids = json.loads((fold_dir / "validation" / "summary.json").read_text())["cases"].keys()
     ct_cases = [c for c in training_cases(raw, spec) if c.case_id in val_ids]
     mr_cases = list(held_out_cases(raw, spec))  # labels from labelsTs
+    contrast = {c: names[0] for c, names in spec.case_channel_names.items()}
     ct_items = [preprocessed_case(c, spec, plan) for c in ct_cases]
-    mr_items = [preprocessed_case(c, spec, plan) for c in mr_cases]
+    mr_items = {name: [preprocessed_case(c, spec, plan) for c in mr_cases
+                       if contrast[c.case_id] == name] for name in ("T1", "T2")}
     fold = load_fold_model(fold_dir / "checkpoint_final.pt")
     network = fold.build_network("cpu")
     ensemble = EnsemblePredictor([network], plan, spec.raw, ["0"], torch.device("cpu"),
                                  PredictionSettings(mirror_axes=()))
-    lines = input_ranges({"CT": ct_items, "MR (T1)": mr_items}, plan)
+    lines = input_ranges({"CT": ct_items, **{f"MR {k}": v for k, v in mr_items.items()}}, plan)
     lines += gin_statistics(ct_items, args.gin_draws)
     lines += probe(ensemble, ct_cases, spec, plan)
-    lines += ["   MR (T1) itself: mean Dice " + f"{np.mean([dice_per_organ(ensemble, d, s).mean() for d, s in mr_items]):.3f}"]
-    lines += feature_transfer(network.encoder, ct_items, mr_items)
+    for name, items in mr_items.items():
+        scores = np.mean([dice_per_organ(ensemble, d, s) for d, s in items], axis=0)
+        lines.append(f"   real {name} cases: " + ", ".join(
+            f"{ORGANS[k]} {v:.2f}" for k, v in zip(sorted(ORGANS), scores))
+            + f"; mean {scores.mean():.3f}")
+    for name, items in mr_items.items():
+        lines += feature_transfer(network.encoder, ct_items, items, name)
     lines += pretraining_terms(plan, roots, work)
     print("\n".join(lines))
     (work / "diagnosis.txt").write_text("\n".join(lines) + "\n")

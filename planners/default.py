@@ -100,11 +100,24 @@ class DefaultPlanner:
         return SwinArchitecture(in_channels=spec.num_channels, num_classes=spec.num_classes,
                                 feature_size=feature_size, dim=self.dim)
 
+    def other_modalities(self) -> list[str]:
+        """Modalities of the unlabelled images (imagesTs) that no labelled channel has."""
+        labelled = {s.modality for s in self.context.fingerprint.channels}
+        return sorted(self.context.extra_modalities - labelled)
+
     def normalization(self) -> list[NormalizationPlan]:
         plans, notes = [], []
         masked = self.context.fingerprint.median_crop_fraction < MASKED_ZSCORE_CROP_FRACTION
         for stats in self.context.fingerprint.channels:
-            if stats.modality == Modality.CT.value:
+            if stats.modality == Modality.CT.value and self.other_modalities():
+                # The labelled voxels' window puts fat, bowel, muscle and air on one floor
+                # value (73% of the example CT): a network never learns to ignore structured
+                # background, which is what the other modality shows it.
+                plans.append(NormalizationPlan("ct", False, dict(DEFAULT_CT_WINDOW)))
+                notes.append(f"{stats.name}: CT, Swin UNETR's window [-1000, 1000] HU, so the "
+                             "background tissues keep their contrast as in the unlabelled "
+                             f"{', '.join(self.other_modalities())} images")
+            elif stats.modality == Modality.CT.value:
                 plans.append(NormalizationPlan("ct", False, {
                     "clip_low": stats.percentile_00_5, "clip_high": stats.percentile_99_5,
                     "mean": stats.mean, "std": stats.std}))
@@ -236,7 +249,7 @@ class DefaultPlanner:
     def finetuning_preset(self) -> str:
         """cross_modality when the unlabelled images hold a modality the labels lack."""
         labelled = {s.modality for s in self.context.fingerprint.channels}
-        other = sorted(self.context.extra_modalities - labelled)
+        other = self.other_modalities()
         if other:
             self.reasons["finetuning_preset"] = (
                 f"cross_modality: imagesTs holds {', '.join(other)} images and the labels are "
