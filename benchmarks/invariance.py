@@ -20,11 +20,10 @@ import torch
 
 from bench_common import example_workspace, pretrain_on
 from swinfuse_auto.data.pretraining_data import build_pool
-from swinfuse_auto.evaluation.invariance import (fixed_crops, load_encoder_network,
-                                                 modality_divergence)
 from swinfuse_auto.networks.swin import SwinEncoder
+from swinfuse_auto.paths import ENCODER_FILE
 from swinfuse_auto.preprocessing.cache import LABELLED_FOLDER, UNLABELLED_FOLDER, CaseStore
-from swinfuse_auto.training.adaptation import ENCODER_FILE
+from swinfuse_auto.stages.invariance import fixed_crops, load_encoder_network, modality_divergence
 
 
 def parse_args() -> argparse.Namespace:

@@ -32,17 +32,17 @@ from scipy import stats
 from bench_common import DATASET, example_workspace
 from swinfuse_auto import api
 from swinfuse_auto.data.intensity_augmentation import apply_gin, draw_gin_network
+from swinfuse_auto.dataset.case_reader import read_case
 from swinfuse_auto.dataset.cases import held_out_cases, training_cases
 from swinfuse_auto.dataset.spec import load_dataset_spec
 from swinfuse_auto.evaluation.metrics import dice
 from swinfuse_auto.example_data.anatomy import ORGAN_LABELS, Tissue
 from swinfuse_auto.example_data.intensity import CT_HU, MR_CONTRASTS
-from swinfuse_auto.fingerprint.case_stats import read_case
-from swinfuse_auto.inference.predictor import EnsemblePredictor, PredictionSettings
+from swinfuse_auto.inference.fold_ensemble import EnsemblePredictor, PredictionSettings
+from swinfuse_auto.models.fold_model import load_fold_model
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.case import RawArrays, preprocess_arrays
 from swinfuse_auto.preprocessing.runner import normalization_for
-from swinfuse_auto.training.fold_model import load_fold_model
 
 ORGANS = {v: k for k, v in ORGAN_LABELS.items()}
 

@@ -46,6 +46,9 @@ from typing import Any
 
 from bench_common import process_memory_bytes
 
+#: The untrained-model helper is a test helper (tests/helpers/untrained.py), not package code.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
 DATASET = "Dataset992_PredictBench"
 TARGET_OVERHEAD = 0.15
 TARGET_RATIO = 1.0
@@ -116,7 +119,7 @@ def planned_architecture(raw_dir: Path, args: argparse.Namespace) -> tuple[dict,
 
 
 def build_model(raw_dir: Path, args: argparse.Namespace) -> Path:
-    from swinfuse_auto.inference.untrained import untrained_plan, write_untrained_model
+    from helpers.untrained import untrained_plan, write_untrained_model
     from swinfuse_auto.io.atomic import read_json
 
     dataset_json = read_json(raw_dir / "dataset.json")

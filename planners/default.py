@@ -8,22 +8,19 @@ Variants subclass :class:`DefaultPlanner`, override one hook and register under 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-from planners.targets import CPU_STEP_SECONDS
 from swinfuse_auto import __version__
 from swinfuse_auto.data.splits import num_folds_for
 from swinfuse_auto.dataset.modality import Modality
-from swinfuse_auto.dataset.spec import DatasetSpec
-from swinfuse_auto.fingerprint.dataset_stats import DatasetFingerprint
 from swinfuse_auto.networks.architecture import SwinArchitecture
 from swinfuse_auto.networks.cost_model import estimate_step_seconds_cpu, estimate_training_memory_gb
+from swinfuse_auto.plans.context import PlanningContext
 from swinfuse_auto.plans.crop_rules import has_rotation_plane, pretraining_crop_for
-from swinfuse_auto.plans.schema import (ENCODER_DIVISOR, SCHEMA_VERSION, ConfigurationPlan, Plan,
-                                        PretrainingPlan, ResamplingPlan, TargetDevice)
-from swinfuse_auto.preprocessing.normalize import NormalizationPlan
+from swinfuse_auto.plans.schema import (ENCODER_DIVISOR, SCHEMA_VERSION, ConfigurationPlan,
+                                        NormalizationPlan, Plan, PretrainingPlan, ResamplingPlan)
+from swinfuse_auto.plans.targets import CPU_STEP_SECONDS
 from swinfuse_auto.registry import PLANNERS
 
 Shape3D = tuple[int, int, int]
@@ -39,17 +36,6 @@ DEFAULT_CT_WINDOW = {"clip_low": -1000.0, "clip_high": 1000.0, "mean": 0.0, "std
 #: Pre-training time a CPU plan budgets by default (seconds); GPU plans use fixed iterations.
 CPU_PRETRAIN_SECONDS = 600.0
 GPU_PRETRAIN_ITERATIONS = 20_000
-
-
-@dataclass
-class PlanningContext:
-    """The inputs of a planner."""
-
-    dataset_name: str
-    spec: DatasetSpec
-    fingerprint: DatasetFingerprint
-    target: TargetDevice
-    extra_modalities: frozenset[str] = frozenset()  # modalities of unlabelled images (imagesTs)
 
 
 @PLANNERS.register("default")

@@ -1,4 +1,4 @@
-"""One way to fan work out over processes, with an optional progress bar.
+"""One way to fan work out over processes, with optional progress reports.
 
 Workers start with ``spawn`` semantics in mind (top-level functions, picklable arguments) so that
 the same code works on macOS and under torch, where forking a process with live threads can hang.
@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import TypeVar
 
-from tqdm import tqdm
+from swinfuse_auto.progress import Progress, start_progress
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -102,25 +102,26 @@ def release_freed_memory() -> None:
 
 
 def imap_unordered(func: Callable[[T], R], items: Sequence[T], num_processes: int = 1,
-                   desc: str | None = None, progress: bool = False) -> Iterator[R]:
+                   desc: str = "", progress: Progress | None = None) -> Iterator[R]:
     """Yield ``func(item)`` for every item as results arrive (in-process when one process).
 
     An exception in a worker propagates at once, after the pool is shut down, so a bad case stops
-    the run with its own message instead of a pickled traceback much later.
+    the run with its own message instead of a pickled traceback much later. ``progress`` hears
+    of every finished item (in this process, whichever process did the work).
     """
-    bar = tqdm(total=len(items), desc=desc, disable=not progress, unit="case")
+    bar = start_progress(progress, desc, len(items), "case")
     try:
         if num_processes <= 1 or len(items) <= 1:
             for item in items:
                 yield func(item)
-                bar.update()
+                bar.advance()
             return
         with process_pool(min(num_processes, len(items))) as pool:
             futures = [pool.submit(func, item) for item in items]
             try:
                 for future in as_completed(futures):
                     yield future.result()
-                    bar.update()
+                    bar.advance()
             except BaseException:
                 for future in futures:
                     future.cancel()
@@ -130,6 +131,6 @@ def imap_unordered(func: Callable[[T], R], items: Sequence[T], num_processes: in
 
 
 def parallel_map(func: Callable[[T], R], items: Iterable[T], num_processes: int = 1,
-                 desc: str | None = None, progress: bool = False) -> list[R]:
+                 desc: str = "", progress: Progress | None = None) -> list[R]:
     """Like :func:`imap_unordered` but collected; order of results is arbitrary."""
     return list(imap_unordered(func, list(items), num_processes, desc, progress))

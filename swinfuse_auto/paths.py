@@ -1,9 +1,24 @@
-"""Where raw, preprocessed and result folders live, and how a DATASET argument is resolved.
+"""Where raw, preprocessed and result folders live, what is inside them, and how a DATASET
+argument is resolved.
 
 Roots come from explicit arguments first, then the environment (``SWINFUSE_RAW``,
 ``SWINFUSE_PREPROCESSED``, ``SWINFUSE_RESULTS``). When ``SWINFUSE_RAW`` is unset ``nnUNet_raw`` is
 honoured so an existing nnU-Net dataset works as it is. A DATASET argument is a folder name
 (``Dataset501_Liver``), its numeric id (``501``) or a path to the folder.
+
+Results layout (``SWINFUSE_RESULTS``); every stage that writes or reads these names takes them
+from here, so the writer and the reader of a file cannot disagree::
+
+    DatasetXXX_Name/
+      pretrain__<planner>/            shared pre-trained encoder (pretrained_encoder.pt)
+      <trainer>__<planner>/           one model folder per trainer and plan
+        plans.json, dataset.json
+        postprocessing.json           written by summarize_cv, applied by predict
+        cv_summary.json               written by summarize_cv
+        fold_0/ ... fold_all/
+          checkpoint_latest.pt, checkpoint_best.pt, checkpoint_final.pt
+          training_log.json, progress.png
+          validation/CASE.nii.gz, validation/summary.json
 """
 
 from __future__ import annotations
@@ -22,6 +37,15 @@ _FLAG = {"raw": "--raw", "preprocessed": "--preprocessed", "results": "--results
 #: File names inside a dataset's preprocessed folder, shared by every stage that reads them.
 PLANS_FILE = "plans.json"
 SPLITS_FILE = "splits_final.json"
+#: File names of the results layout (module notes).
+LATEST_CHECKPOINT = "checkpoint_latest.pt"
+BEST_CHECKPOINT = "checkpoint_best.pt"
+FINAL_CHECKPOINT = "checkpoint_final.pt"
+ENCODER_FILE = "pretrained_encoder.pt"
+TRAINING_LOG = "training_log.json"
+VALIDATION_FOLDER = "validation"
+POSTPROCESSING_FILE = "postprocessing.json"
+CV_SUMMARY_FILE = "cv_summary.json"
 
 _DATASET_NAME = re.compile(r"^Dataset(\d{3})_[A-Za-z0-9_\-]+$")
 
@@ -37,6 +61,20 @@ def root(kind: str, override: str | os.PathLike[str] | None = None) -> Path:
     raise ConfigError(
         f"No {kind} folder is set. Set the environment variable {_ENV[kind][0]} "
         f"(e.g. export {_ENV[kind][0]}=$HOME/swinfuse/{kind}) or pass {_FLAG[kind]} DIR.")
+
+
+def model_folder_name(trainer: str, planner: str) -> str:
+    """``<trainer>__<planner>``: the model folder of one recipe and plan."""
+    return f"{trainer}__{planner}"
+
+
+def fold_folder_name(fold: int | str) -> str:
+    return f"fold_{fold}"
+
+
+def pretrain_folder_name(planner: str) -> str:
+    """``pretrain__<planner>``: the pre-training run shared by every fold of a plan."""
+    return f"pretrain__{planner}"
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,11 @@ class Registry(Generic[T]):
         return name in self._items
 
 
+#: The built-in plug-ins a command uses when none is named (``--planner``, ``--trainer``).
+DEFAULT_PLANNER = "default"
+DEFAULT_PRETRAINER = "swin_dim_pretrain"
+DEFAULT_TRAINER = "swin_dim_finetune"
+
 PLANNERS: Registry[type] = Registry("planner", "planners", "swinfuse_auto.planners")
 TRAINERS: Registry[type] = Registry("trainer", "trainers", "swinfuse_auto.trainers")
 #: Named settings of a trainer recipe (:class:`swinfuse_auto.training.config.TrainerPreset`).

@@ -58,7 +58,8 @@ def plan_tiny(raw_dir: Path, preprocessed: Path) -> None:
     network (feature size 6, patch 32x32x64, batch 2, 4 pre-training steps)."""
     import dataclasses
 
-    from swinfuse_auto.api import PLANS_FILE, plan_and_preprocess
+    from swinfuse_auto.api import plan_and_preprocess
+    from swinfuse_auto.paths import PLANS_FILE
 
     result = plan_and_preprocess(raw_dir, device="cpu", num_processes=1,
                                  preprocessed=str(preprocessed))

@@ -16,24 +16,24 @@ from swinfuse_auto.data.segmentation_data import SegmentationBatches
 from swinfuse_auto.data.step_loader import step_batches
 from swinfuse_auto.dataset.spec import parse_dataset_json
 from swinfuse_auto.errors import CheckpointError
-from swinfuse_auto.inference.predictor import EnsemblePredictor, PredictionSettings
+from swinfuse_auto.inference.fold_ensemble import EnsemblePredictor, PredictionSettings
+from swinfuse_auto.models.device import autocast_dtype
+from swinfuse_auto.models.encoder_file import check_compatible, load_encoder, transfer_into
+from swinfuse_auto.models.fold_model import FOLD_MODEL_KIND, save_fold_model
+from swinfuse_auto.models.unwrap import unwrap_model
 from swinfuse_auto.networks.factory import build_segmentation_network
+from swinfuse_auto.paths import BEST_CHECKPOINT, FINAL_CHECKPOINT, LATEST_CHECKPOINT
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.cache import CaseStore
+from swinfuse_auto.progress import Progress
 from swinfuse_auto.registry import TRAINERS
-from swinfuse_auto.training.adaptation import check_compatible, load_encoder, transfer_into
 from swinfuse_auto.training.config import TrainerConfig
-from swinfuse_auto.training.device import autocast_dtype
-from swinfuse_auto.training.distributed import init_distributed, unwrap_model
-from swinfuse_auto.training.fold_model import (BEST_CHECKPOINT, FINAL_CHECKPOINT,
-                                               FOLD_MODEL_KIND, LATEST_CHECKPOINT,
-                                               save_fold_model)
+from swinfuse_auto.training.distributed import init_distributed
 from swinfuse_auto.training.loop import LoopSettings, TrainingLoop
 from swinfuse_auto.training.run_setup import RunLogWriter, build_adamw, wrap_distributed
 from swinfuse_auto.training.schedules import warmup_cosine
 from swinfuse_auto.training.segmentation_task import PseudoDice, SegmentationTask
-from swinfuse_auto.training.self_training import (PSEUDO_FOLDER, CombinedStore,
-                                                  plan_self_training)
+from swinfuse_auto.training.self_training import PSEUDO_FOLDER, CombinedStore, plan_self_training
 from swinfuse_auto.visualization.curves import CurvePlotter
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class FinetuneTrainer:
     config: TrainerConfig = field(default_factory=lambda: FinetuneTrainer.default_config())
     pretrained: Path | None = None
     device: str = "auto"
-    progress: bool = False
+    progress: Progress | None = None
     unlabelled: CaseStore | None = None
     #: tensor counts of the encoder transfer (loaded / adapted / decoder_fresh), for the log
     transfer: dict[str, int] | None = field(default=None, init=False)

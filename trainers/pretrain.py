@@ -10,22 +10,21 @@ from pathlib import Path
 
 import torch
 
-from swinfuse_auto.data.pretraining_data import (PretrainingBatches, build_pool,
-                                                 minimum_batch_size)
+from swinfuse_auto.data.pretraining_data import PretrainingBatches, build_pool, minimum_batch_size
 from swinfuse_auto.data.step_loader import step_batches
+from swinfuse_auto.models.device import autocast_dtype
+from swinfuse_auto.models.encoder_file import save_encoder
 from swinfuse_auto.networks.factory import build_pretraining_model
+from swinfuse_auto.paths import ENCODER_FILE, LATEST_CHECKPOINT
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.cache import CaseStore
+from swinfuse_auto.progress import Progress
 from swinfuse_auto.registry import TRAINERS
-from swinfuse_auto.training.adaptation import ENCODER_FILE, save_encoder
 from swinfuse_auto.training.config import TrainerConfig
-from swinfuse_auto.training.device import autocast_dtype
 from swinfuse_auto.training.distributed import init_distributed
-from swinfuse_auto.training.fold_model import LATEST_CHECKPOINT
 from swinfuse_auto.training.loop import LoopSettings, TrainingLoop
 from swinfuse_auto.training.pretraining_task import PretrainingTask
-from swinfuse_auto.training.run_setup import (RunLogWriter, build_adamw, epochs_for,
-                                              wrap_distributed)
+from swinfuse_auto.training.run_setup import RunLogWriter, build_adamw, epochs_for, wrap_distributed
 from swinfuse_auto.training.schedules import warmup_cosine
 from swinfuse_auto.training.ssl_losses import DENSITY_MODALITIES, PretrainingLossWeights
 
@@ -84,7 +83,7 @@ class PretrainTrainer:
     config: TrainerConfig = field(default_factory=lambda: PretrainTrainer.default_config())
     iterations: int | None = None
     device: str = "auto"
-    progress: bool = False
+    progress: Progress | None = None
 
     name = "swin_dim_pretrain"
 

@@ -14,8 +14,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from swinfuse_auto.api.demo import DemoBudget
 from swinfuse_auto.cli.common import add_device_flag, add_verbosity_flag, run_command
-from swinfuse_auto.demo_pipeline import DemoBudget
 
 DEMO_DATASET = "Dataset990_SwinfuseExample"
 #: Budget by device kind. CPU: the whole demo took 526 s on 2 cores (README, Results).
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from swinfuse_auto.demo_pipeline import DemoSettings, run_demo
+    from swinfuse_auto.api import DemoSettings, run_demo
 
     start = time.perf_counter()
     result = run_demo(DemoSettings(

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from swinfuse_auto.api import train_fold
-    from swinfuse_auto.io.output_checks import check_training_output
+    from swinfuse_auto.stages.output_space import check_training_output
     from swinfuse_auto.training.distributed import shutdown_distributed
 
     check_training_output(args.dataset, args.raw, args.preprocessed, args.results)

@@ -24,8 +24,10 @@ from swinfuse_auto.dataset.spec import DatasetSpec, load_dataset_spec
 from swinfuse_auto.dataset.verify_checks import (ERROR, WARNING, CaseJob, CaseResult, Issue,
                                                  check_case)
 from swinfuse_auto.errors import ConfigError, DatasetError
-from swinfuse_auto.io.image import SUPPORTED_ENDINGS
 from swinfuse_auto.io.atomic import write_json
+from swinfuse_auto.io.image import SUPPORTED_ENDINGS
+from swinfuse_auto.parallel import process_pool
+from swinfuse_auto.progress import Progress, start_progress
 
 __all__ = ["CHECKS", "Issue", "VerifyReport", "raise_for_report", "verify_dataset"]
 
@@ -84,7 +86,7 @@ class VerifyReport:
 
 
 def verify_dataset(raw_dir: Path, full: bool = True, num_processes: int = 1,
-                   include_test: bool = True, progress: bool = False,
+                   include_test: bool = True, progress: Progress | None = None,
                    severities: Mapping[str, str] | None = None) -> VerifyReport:
     """Check a raw dataset folder and report every problem instead of stopping at the first.
 
@@ -94,7 +96,7 @@ def verify_dataset(raw_dir: Path, full: bool = True, num_processes: int = 1,
             headers are read, which is fast enough to run before every preprocessing.
         num_processes: worker processes; cases are checked in parallel.
         include_test: also check imagesTs (and labelsTs where present).
-        progress: show a tqdm progress bar over the cases.
+        progress: hears of every case checked (None: silent).
         severities: per check id, "error", "warning" or "ignore" instead of the default, so a
             user can accept a known quirk of their data without silencing everything.
 
@@ -197,19 +199,16 @@ def _job(raw_dir: Path, spec: DatasetSpec, case: Case, full: bool, training: boo
                    tuple(sorted(spec.labels.items(), key=lambda kv: kv[1])), full, training)
 
 
-def _run(jobs: list[CaseJob], num_processes: int, progress: bool) -> list[CaseResult]:
+def _run(jobs: list[CaseJob], num_processes: int, progress: Progress | None
+         ) -> list[CaseResult]:
     """Check cases, in parallel when asked; results keep the order of ``jobs``."""
-    from tqdm import tqdm  # only imported here: the rest of the module is headless
-
-    from swinfuse_auto.parallel import process_pool
-
-    with tqdm(total=len(jobs), desc="Verifying dataset", unit="case",
-              disable=not progress) as bar:
+    bar = start_progress(progress, "verify dataset", len(jobs), "case")
+    try:
         if num_processes <= 1 or len(jobs) <= 1:
             results = []
             for job in jobs:
                 results.append(check_case(job))
-                bar.update()
+                bar.advance()
             return results
         # spawn (forking a process that holds SimpleITK or torch threads can deadlock), and
         # workers that exit with this process
@@ -217,8 +216,10 @@ def _run(jobs: list[CaseJob], num_processes: int, progress: bool) -> list[CaseRe
             results = []
             for result in pool.map(check_case, jobs):
                 results.append(result)
-                bar.update()
+                bar.advance()
             return results
+    finally:
+        bar.close()
 
 
 def _folder_issues(raw_dir: Path, spec: DatasetSpec, train: list[Case], test: list[Case],

@@ -16,21 +16,21 @@ from typing import Any
 import numpy as np
 
 from swinfuse_auto.errors import PreprocessingError
-from swinfuse_auto.evaluation.folder_eval import from_json_safe, json_safe
+from swinfuse_auto.evaluation.folder_eval import SUMMARY_FILE, from_json_safe, json_safe
 from swinfuse_auto.evaluation.metrics import dice
 from swinfuse_auto.inference.postprocessing import (PostprocessingDecision, apply_postprocessing,
                                                     save_postprocessing)
 from swinfuse_auto.io.atomic import read_json, write_json
 from swinfuse_auto.io.image import read_image
+from swinfuse_auto.paths import CV_SUMMARY_FILE, VALIDATION_FOLDER, fold_folder_name
 
-CV_SUMMARY_FILE = "cv_summary.json"
 METRICS = ("dice", "nsd", "hd95")
 
 
 def _fold_summaries(model_dir: Path) -> dict[str, dict[str, Any]]:
     found = {}
     for fold_dir in sorted(Path(model_dir).glob("fold_*")):
-        path = fold_dir / "validation" / "summary.json"
+        path = fold_dir / VALIDATION_FOLDER / SUMMARY_FILE
         if path.exists():
             found[fold_dir.name[len("fold_"):]] = from_json_safe(read_json(path))
     if not found:
@@ -53,8 +53,8 @@ def _decide_postprocessing(summaries: dict[str, dict[str, Any]], model_dir: Path
     for fold, summary in summaries.items():
         reference_dir = Path(summary["reference_dir"])
         for case_id in summary["cases"]:
-            prediction, _ = read_image(model_dir / f"fold_{fold}" / "validation" /
-                                       f"{case_id}{file_ending}", dtype=None)
+            prediction, _ = read_image(model_dir / fold_folder_name(fold) / VALIDATION_FOLDER
+                                       / f"{case_id}{file_ending}", dtype=None)
             reference, _ = read_image(reference_dir / f"{case_id}{file_ending}", dtype=None)
             for label in labels:
                 before[label].append(dice(prediction, reference, label))

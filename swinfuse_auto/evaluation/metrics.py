@@ -26,7 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from swinfuse_auto.errors import ConfigError, DatasetError
-from swinfuse_auto.preprocessing.crop import bbox_of, crop
+from swinfuse_auto.maths.crop import bbox_of, crop
 
 _SIX_NEIGHBOURS = ndimage.generate_binary_structure(3, 1)
 

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
+from swinfuse_auto.dataset.case_reader import log_warnings, raise_for_errors
 from swinfuse_auto.dataset.cases import Case, training_cases
 from swinfuse_auto.dataset.spec import DatasetSpec
 from swinfuse_auto.dataset.verify_checks import Issue
-from swinfuse_auto.fingerprint.case_stats import (CaseFingerprint, fingerprint_case, log_warnings,
-                                                  raise_for_errors)
+from swinfuse_auto.fingerprint.case_stats import CaseFingerprint, fingerprint_case
 from swinfuse_auto.io.atomic import read_json, write_json
 from swinfuse_auto.parallel import parallel_map, release_freed_memory
+from swinfuse_auto.progress import Progress
 
 FINGERPRINT_VERSION = 1
 #: Total foreground intensities sampled per channel over the whole dataset (nnU-Net uses 1e8;
@@ -90,7 +91,7 @@ def _fingerprint_one(args: tuple[Case, int, int, dict[str, int]]
 
 
 def compute_fingerprint(raw_dir: Path, spec: DatasetSpec, num_processes: int = 1,
-                        progress: bool = False) -> DatasetFingerprint:
+                        progress: Progress | None = None) -> DatasetFingerprint:
     """Fingerprint every labelled training case of ``raw_dir``.
 
     This reads every training voxel before anything is planned, so it is also where bad voxel

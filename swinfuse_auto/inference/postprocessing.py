@@ -25,11 +25,11 @@ from scipy import ndimage
 
 from swinfuse_auto.errors import ConfigError
 from swinfuse_auto.io.atomic import read_json, write_json
-from swinfuse_auto.preprocessing.crop import bbox_of
+from swinfuse_auto.maths.crop import bbox_of
+from swinfuse_auto.paths import POSTPROCESSING_FILE
 
 logger = logging.getLogger(__name__)
 
-POSTPROCESSING_FILE = "postprocessing.json"
 _FULL_CONNECTIVITY = ndimage.generate_binary_structure(3, 3)
 
 

@@ -26,9 +26,6 @@ from swinfuse_auto.io.nifti_scan import damage, is_nifti, voxel_count
 
 #: Bytes per preprocessed voxel: float32 images, int8 labels.
 _IMAGE_BYTES, _LABEL_BYTES = 4, 1
-#: A training run keeps three checkpoints (latest, best, final) holding the weights and the
-#: two AdamW moments, 4 bytes each.
-_CHECKPOINTS, _TENSORS_PER_PARAMETER, _BYTES_PER_VALUE = 3, 3, 4
 _NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
                        (2, 0): np.lib.format.read_array_header_2_0}
 
@@ -149,34 +146,6 @@ def check_preprocessing_output(dataset: str | os.PathLike[str], raw: str | None,
     check_output_location(location.preprocessed_dir, "preprocessed folder",
                           "--preprocessed DIR (or SWINFUSE_PREPROCESSED)", max(needed, 0),
                           "the raw images' voxels as float32 plus the labels")
-
-
-def training_bytes(parameters: int) -> int:
-    """Rough size of a training run's checkpoints for a network of ``parameters`` weights."""
-    return parameters * _TENSORS_PER_PARAMETER * _BYTES_PER_VALUE * _CHECKPOINTS
-
-
-def check_training_output(dataset: str | os.PathLike[str], raw: str | None,
-                          preprocessed: str | None, results: str | None) -> None:
-    """``pretrain`` and ``train_fold``: the dataset's results folder is writable and has room
-    for the checkpoints of the planned network.
-
-    Raises:
-        ConfigError / DatasetError / PlanError: as the stage itself would (roots not set,
-            dataset or plans.json missing), or the results folder is unusable.
-    """
-    from swinfuse_auto.networks.cost_model import count_parameters
-    from swinfuse_auto.paths import PLANS_FILE, resolve_dataset
-    from swinfuse_auto.plans.schema import Plan
-
-    location = resolve_dataset(dataset, raw=raw, preprocessed=preprocessed, results=results,
-                               require=("preprocessed", "results"))
-    assert location.preprocessed_dir is not None and location.results_dir is not None
-    plan = Plan.load(location.preprocessed_dir / PLANS_FILE)
-    check_output_location(location.results_dir, "results folder",
-                          "--results DIR (or SWINFUSE_RESULTS)",
-                          training_bytes(count_parameters(plan.architecture)),
-                          "three checkpoints of weights and optimiser state")
 
 
 def probabilities_bytes(first_channels: Iterable[Path], num_classes: int) -> int:

@@ -16,14 +16,11 @@ from typing import Any
 
 from swinfuse_auto.errors import PlanError
 from swinfuse_auto.io.atomic import read_json, write_json
+from swinfuse_auto.maths.normalization import NORMALIZATIONS
 from swinfuse_auto.networks.architecture import SwinArchitecture
-from swinfuse_auto.plans.migrations import CURRENT_VERSION as SCHEMA_VERSION
-from swinfuse_auto.plans.migrations import migrate
-from swinfuse_auto.plans.crop_rules import (ENCODER_DIVISOR, has_rotation_plane,
-                                            square_in_plane)
-from swinfuse_auto.plans.typed_json import from_jsonable, to_jsonable
-from swinfuse_auto.preprocessing.normalize import NORMALIZATIONS, NormalizationPlan
-
+from swinfuse_auto.plans.crop_rules import ENCODER_DIVISOR, has_rotation_plane, square_in_plane
+from swinfuse_auto.plans.migrations import CURRENT_VERSION as SCHEMA_VERSION, migrate
+from swinfuse_auto.typed_json import from_jsonable, to_jsonable
 
 
 def check_patch_size(patch: tuple[int, ...], path: str) -> None:
@@ -34,6 +31,16 @@ def check_patch_size(patch: tuple[int, ...], path: str) -> None:
     if all(s == ENCODER_DIVISOR for s in patch):
         raise PlanError(f"{path}: {list(patch)} leaves a 1-voxel bottleneck (instance norm "
                         "fails); make one axis at least 64.")
+
+
+@dataclass(frozen=True)
+class NormalizationPlan:
+    """A registered scheme name plus the dataset-level numbers it needs (empty for per-image
+    schemes); :mod:`swinfuse_auto.maths.normalization` applies it."""
+
+    scheme: str
+    use_nonzero_mask: bool = False
+    params: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

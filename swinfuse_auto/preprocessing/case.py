@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from swinfuse_auto.io.image import Geometry
-from swinfuse_auto.plans.schema import ConfigurationPlan
-from swinfuse_auto.preprocessing.crop import BBox, bbox_of, crop, nonzero_mask
-from swinfuse_auto.preprocessing.normalize import NormalizationPlan, normalize
-from swinfuse_auto.preprocessing.resample import (low_resolution_axis, resample_image,
-                                                  resample_label, shape_for_spacing)
+from swinfuse_auto.maths.crop import BBox, bbox_of, crop, nonzero_mask
+from swinfuse_auto.maths.normalization import normalize
+from swinfuse_auto.maths.resample import (low_resolution_axis, resample_image, resample_label,
+                                          shape_for_spacing)
+from swinfuse_auto.plans.schema import ConfigurationPlan, NormalizationPlan
 
 #: Voxel coordinates kept per class for foreground oversampling: plenty for random centres,
 #: small enough for a JSON sidecar.

@@ -16,6 +16,7 @@ from swinfuse_auto.io.image import SUPPORTED_ENDINGS
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.cache import CaseStore
 from swinfuse_auto.preprocessing.runner import preprocess_cases
+from swinfuse_auto.progress import Progress
 
 
 def _case_id(path: Path) -> str:
@@ -33,7 +34,8 @@ def extra_store(directory: Path, modality: str, preprocessed_dir: Path) -> CaseS
 
 
 def preprocess_extra_folder(directory: Path, modality: str, plan: Plan, preprocessed_dir: Path,
-                            num_processes: int = 1, progress: bool = False) -> CaseStore:
+                            num_processes: int = 1, progress: Progress | None = None
+                            ) -> CaseStore:
     """Preprocess every image of ``directory`` as ``modality``; returns its case store."""
     files = sorted(p for p in Path(directory).iterdir()
                    if not p.name.startswith(".") and p.name.endswith(SUPPORTED_ENDINGS))

@@ -7,16 +7,16 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from swinfuse_auto.dataset.case_reader import log_warnings, raise_for_errors, read_case
 from swinfuse_auto.dataset.cases import Case, held_out_cases, training_cases
 from swinfuse_auto.dataset.spec import DatasetSpec
 from swinfuse_auto.dataset.verify_checks import Issue
-from swinfuse_auto.fingerprint.case_stats import log_warnings, raise_for_errors, read_case
 from swinfuse_auto.parallel import parallel_map, release_freed_memory
-from swinfuse_auto.plans.schema import Plan
+from swinfuse_auto.plans.schema import NormalizationPlan, Plan
 from swinfuse_auto.preprocessing.cache import LABELLED_FOLDER, UNLABELLED_FOLDER, CaseStore
 from swinfuse_auto.preprocessing.case import (CaseProperties, RawArrays, preprocess_arrays,
                                               sample_class_locations)
-from swinfuse_auto.preprocessing.normalize import NormalizationPlan
+from swinfuse_auto.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ def _preprocess_one(job: _Job) -> list[Issue]:
 
 def preprocess_cases(cases: list[tuple[Case, tuple[str, ...]]], plan: Plan, store: CaseStore,
                      normalization: list[NormalizationPlan] | None, num_processes: int = 1,
-                     progress: bool = False, spec: DatasetSpec | None = None) -> dict[str, int]:
+                     progress: Progress | None = None, spec: DatasetSpec | None = None
+                     ) -> dict[str, int]:
     """Preprocess (case, modalities) pairs into ``store``, skipping finished ones.
 
     ``normalization`` applies to every case; when None it is chosen per case from its
@@ -101,7 +102,7 @@ def preprocess_cases(cases: list[tuple[Case, tuple[str, ...]]], plan: Plan, stor
 
 
 def preprocess_dataset(raw_dir: Path, spec: DatasetSpec, plan: Plan, output_dir: Path,
-                       num_processes: int = 1, progress: bool = False,
+                       num_processes: int = 1, progress: Progress | None = None,
                        include_unlabelled: bool = True) -> dict[str, int]:
     """Preprocess labelled training cases (and imagesTs images for pre-training).
 

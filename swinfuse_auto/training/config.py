@@ -15,8 +15,8 @@ from typing import Any
 
 from swinfuse_auto.data.augmentation import AugmentationConfig
 from swinfuse_auto.errors import ConfigError, PlanError
-from swinfuse_auto.plans.typed_json import from_jsonable, to_jsonable
 from swinfuse_auto.preprocessing.input_scaling import INPUT_SCALINGS
+from swinfuse_auto.typed_json import from_jsonable, to_jsonable
 
 #: ``self_training`` values: on when the dataset has images of another modality, always, never.
 SELF_TRAINING_CHOICES = ("auto", "on", "off")

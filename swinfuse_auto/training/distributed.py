@@ -12,10 +12,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
-from swinfuse_auto.training.device import choose_device
+from swinfuse_auto.models.device import choose_device
 
 
 @dataclass(frozen=True)
@@ -77,18 +75,3 @@ def init_distributed(device_name: str = "auto") -> tuple[DistributedContext, tor
 def shutdown_distributed() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The network inside DistributedDataParallel and torch.compile wrappers, in either order.
-
-    Checkpoints are written from and loaded into this network, so their tensor names carry no
-    ``module.`` or ``_orig_mod.`` prefix and load into a plain network for inference.
-    """
-    while True:
-        if isinstance(model, DistributedDataParallel):
-            model = model.module
-        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile
-            model = model._orig_mod
-        else:
-            return model

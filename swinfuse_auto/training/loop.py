@@ -19,12 +19,13 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from swinfuse_auto.errors import CheckpointError
-from swinfuse_auto.training.checkpoint import (capture_rng_state, load_checkpoint,
-                                               restore_rng_state, save_checkpoint)
-from swinfuse_auto.training.distributed import DistributedContext, unwrap_model
+from swinfuse_auto.models.checkpoint import load_checkpoint, save_checkpoint
+from swinfuse_auto.models.unwrap import unwrap_model
+from swinfuse_auto.progress import Progress, start_progress
+from swinfuse_auto.training.distributed import DistributedContext
+from swinfuse_auto.training.rng_state import capture_rng_state, restore_rng_state
 
 logger = logging.getLogger(__name__)
 LossFn = Callable[[Any], dict[str, torch.Tensor]]
@@ -42,7 +43,8 @@ class LoopSettings:
     iterations_per_epoch: int
     grad_clip: float | None = 12.0
     amp_dtype: torch.dtype | None = None
-    progress: bool = False
+    #: reports the steps of each epoch (rank 0 only); None is silent
+    progress: Progress | None = None
     #: epochs at whose start the batches are asked for again (a new data source, e.g. the
     #: pseudo-labelled cases of self-training); ``batches(step)`` decides what it returns
     new_batches_at_epochs: tuple[int, ...] = ()
@@ -142,18 +144,22 @@ class TrainingLoop:
         sums: dict[str, float] = {}
         wait = compute = 0.0
         iterations = self.settings.iterations_per_epoch
-        bar = tqdm(range(iterations), desc=f"epoch {self.epoch}", leave=False,
-                   disable=not (self.settings.progress and self.context.is_main))
-        for _ in bar:
-            tick = time.perf_counter()
-            batch = next(iterator)
-            tock = time.perf_counter()
-            self._set_lr()
-            losses = self._train_step(batch)
-            wait, compute = wait + tock - tick, compute + time.perf_counter() - tock
-            for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + value
-            bar.set_postfix(loss=f"{losses['loss']:.4f}")
+        bar = start_progress(self.settings.progress if self.context.is_main else None,
+                             f"epoch {self.epoch}", iterations, "step", transient=True)
+        try:
+            for _ in range(iterations):
+                tick = time.perf_counter()
+                batch = next(iterator)
+                tock = time.perf_counter()
+                self._set_lr()
+                losses = self._train_step(batch)
+                wait, compute = wait + tock - tick, compute + time.perf_counter() - tock
+                for key, value in losses.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                bar.advance()
+                bar.status(f"loss={losses['loss']:.4f}")
+        finally:
+            bar.close()
         record = {k: self.context.mean(v / iterations) for k, v in sums.items()}
         record.update(epoch=float(self.epoch), lr=self.optimizer.param_groups[0]["lr"],
                       data_wait_s=wait, compute_s=compute)

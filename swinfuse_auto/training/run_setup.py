@@ -11,10 +11,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from swinfuse_auto.io.atomic import write_json
+from swinfuse_auto.paths import TRAINING_LOG
 from swinfuse_auto.training.distributed import DistributedContext
 from swinfuse_auto.training.loop import TrainingLoop
 
-TRAINING_LOG = "training_log.json"
 
 
 def build_adamw(model: nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.AdamW:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from swinfuse_auto.training.checkpoint import load_checkpoint
+from swinfuse_auto.models.checkpoint import load_checkpoint
 
 DATASET = "Dataset990_SwinfuseExample"
 FAST = ["num_workers=0", "amp=false", "validation_batches_per_epoch=1"]

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from helpers.untrained import untrained_plan, write_untrained_model
 from swinfuse_auto.cli import (evaluate, export_model, plan_and_preprocess, predict, pretrain,
                                train_fold)
 from swinfuse_auto.cli.common import run_command
 from swinfuse_auto.example_data.grid import nominal_spacing
-from swinfuse_auto.inference import pipeline
-from swinfuse_auto.inference.untrained import untrained_plan, write_untrained_model
+from swinfuse_auto.inference import folder_prediction
 from swinfuse_auto.io.atomic import atomic_path, is_temporary, read_json
 from swinfuse_auto.preprocessing import cache
 from swinfuse_auto.preprocessing.cache import LABELLED_FOLDER
@@ -85,7 +85,7 @@ def test_read_only_output_location_is_refused_up_front(
         shutil.copytree(example_raw_dir / "labelsTs", locked)
     make_read_only(locked)
     predicted: list[str] = []
-    monkeypatch.setattr(pipeline._FolderRun, "predict",
+    monkeypatch.setattr(folder_prediction._FolderRun, "predict",
                         lambda self, case, *rest: predicted.append(case.case_id))
     main, arguments = COMMANDS[command]
     code = main(arguments(locked, example_raw_dir, {**tiny_roots, "model": str(model_dir)}))
@@ -125,7 +125,7 @@ def test_full_disk_while_predicting_stops_with_exit_2_not_tracebacks(
             tmp.write_bytes(b"\x1f\x8b")
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(pipeline, "_write_segmentation", disk_fills_up)
+    monkeypatch.setattr(folder_prediction, "_write_segmentation", disk_fills_up)
     code = predict.main(["-i", str(example_raw_dir / "imagesTs"), "-o", str(tmp_path / "out"),
                          "-m", str(model_dir), "--no-tta", "--no-progress", "--device", "cpu"])
     err = capsys.readouterr().err

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from helpers.untrained import untrained_plan, write_untrained_model
 from swinfuse_auto.api import load_model
 from swinfuse_auto.cli import evaluate, export_model, predict
 from swinfuse_auto.example_data.grid import nominal_spacing
-from swinfuse_auto.inference.untrained import untrained_plan, write_untrained_model
 from swinfuse_auto.io.atomic import read_json
 from swinfuse_auto.io.image import read_geometry, read_image
 

@@ -13,10 +13,10 @@ import SimpleITK as sitk
 
 from swinfuse_auto.api import plan_dataset
 from swinfuse_auto.cli.plan_and_preprocess import main
+from swinfuse_auto.dataset.case_reader import read_case
 from swinfuse_auto.dataset.cases import Case
 from swinfuse_auto.dataset.spec import load_dataset_spec
 from swinfuse_auto.errors import DatasetError
-from swinfuse_auto.fingerprint.case_stats import read_case
 from swinfuse_auto.preprocessing.cache import LABELLED_FOLDER, CaseStore
 from swinfuse_auto.preprocessing.runner import preprocess_dataset
 

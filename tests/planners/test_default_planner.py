@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from swinfuse_auto.api import PLANS_FILE, plan_dataset
+from swinfuse_auto.api import plan_dataset
 from swinfuse_auto.errors import PlanError
+from swinfuse_auto.paths import PLANS_FILE
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.registry import PLANNERS
 

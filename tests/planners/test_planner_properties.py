@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 import torch
 
-from planners.default import PlanningContext
 from swinfuse_auto.data.pretraining_data import minimum_batch_size
 from swinfuse_auto.data.ssl_views import make_views, rotation_plane
 from swinfuse_auto.dataset.modality import MODALITY_INDEX, Modality, modality_of
@@ -27,6 +26,7 @@ from swinfuse_auto.fingerprint.case_stats import CaseFingerprint
 from swinfuse_auto.fingerprint.dataset_stats import ChannelStats, DatasetFingerprint
 from swinfuse_auto.inference.sliding_window import sliding_window_predict, window_slices
 from swinfuse_auto.networks.factory import build_pretraining_model, build_segmentation_network
+from swinfuse_auto.plans.context import PlanningContext
 from swinfuse_auto.plans.schema import Plan, TargetDevice
 from swinfuse_auto.registry import PLANNERS
 from swinfuse_auto.training.pretraining_task import PretrainingTask

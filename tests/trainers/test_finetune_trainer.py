@@ -18,8 +18,8 @@ import torch
 
 from swinfuse_auto.api import pretrain, train_fold
 from swinfuse_auto.cli.train_fold import main as train_fold_main
-from swinfuse_auto.inference.model import SegmentationModel
-from swinfuse_auto.training.checkpoint import load_checkpoint
+from swinfuse_auto.inference.segmentation_model import SegmentationModel
+from swinfuse_auto.models.checkpoint import load_checkpoint
 
 DATASET = "Dataset990_SwinfuseExample"
 FAST = ["num_workers=0", "amp=false", "validation_batches_per_epoch=1"]

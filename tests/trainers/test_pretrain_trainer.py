@@ -10,14 +10,14 @@ import pytest
 import torch
 
 from swinfuse_auto.api import pretrain
+from swinfuse_auto.data.pretraining_data import build_pool
+from swinfuse_auto.models.checkpoint import load_checkpoint
+from swinfuse_auto.models.encoder_file import load_encoder, transfer_into
 from swinfuse_auto.networks.factory import build_segmentation_network
+from swinfuse_auto.paths import ENCODER_FILE
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.cache import LABELLED_FOLDER, UNLABELLED_FOLDER, CaseStore
-from swinfuse_auto.data.pretraining_data import build_pool
-from swinfuse_auto.evaluation.invariance import (fixed_crops, load_encoder_network,
-                                                 modality_divergence)
-from swinfuse_auto.training.adaptation import ENCODER_FILE, load_encoder, transfer_into
-from swinfuse_auto.training.checkpoint import load_checkpoint
+from swinfuse_auto.stages.invariance import fixed_crops, load_encoder_network, modality_divergence
 from swinfuse_auto.training.config import TrainerConfig
 from trainers.pretrain import PretrainTrainer
 

@@ -17,12 +17,12 @@ import torch
 
 from swinfuse_auto.api import train_fold
 from swinfuse_auto.errors import ConfigError
-from swinfuse_auto.inference.predictor import EnsemblePredictor, PredictionSettings
+from swinfuse_auto.inference.fold_ensemble import EnsemblePredictor, PredictionSettings
+from swinfuse_auto.models.unwrap import unwrap_model
 from swinfuse_auto.networks.factory import build_segmentation_network
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.cache import UNLABELLED_FOLDER, CaseStore
 from swinfuse_auto.training import loop as loop_module
-from swinfuse_auto.training.distributed import unwrap_model
 from swinfuse_auto.training.self_training import IGNORE_LABEL, clean_pseudo_label
 
 DATASET = "Dataset990_SwinfuseExample"

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from helpers.progress import RecordingProgress
 from swinfuse_auto.dataset import cases as discovery
 from swinfuse_auto.dataset.spec import load_dataset_spec
 from swinfuse_auto.dataset.verify import (CHECKS, Issue, VerifyReport, raise_for_report,
@@ -284,9 +285,12 @@ def test_parallel_report_equals_serial(raw: Path) -> None:
     _, _, label = _first_case(raw)
     _rewrite(label, _crop)
     serial = verify_dataset(raw, num_processes=1)
-    parallel = verify_dataset(raw, num_processes=2, progress=True)
+    progress = RecordingProgress()
+    parallel = verify_dataset(raw, num_processes=2, progress=progress)
     assert serial.to_dict() == parallel.to_dict()
     assert serial.errors
+    [bar] = progress.bars  # reported through the callback, case by case, and closed
+    assert bar.done == bar.total == parallel.cases_checked and bar.closed
 
 
 def test_verification_never_modifies_raw_folder(raw: Path, tmp_path: Path) -> None:

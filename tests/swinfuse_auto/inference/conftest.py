@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from swinfuse_auto.inference.untrained import untrained_plan, write_untrained_model
+from helpers.untrained import untrained_plan, write_untrained_model
 from swinfuse_auto.io.image import Geometry, write_image
 
 #: The cheapest network the plan accepts; prediction logic does not depend on its size.

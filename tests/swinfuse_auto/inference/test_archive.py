@@ -15,7 +15,7 @@ import torch
 
 from swinfuse_auto.api import export_model, load_model
 from swinfuse_auto.errors import CheckpointError
-from swinfuse_auto.inference.archive import extracted_archive
+from swinfuse_auto.models.archive import extracted_archive
 
 
 class _NotAWeight:

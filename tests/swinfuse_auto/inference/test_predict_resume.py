@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from swinfuse_auto.api import load_model, predict_folder
-from swinfuse_auto.inference.model import SegmentationModel
+from swinfuse_auto.inference.segmentation_model import SegmentationModel
 from swinfuse_auto.io.image import read_image
 from swinfuse_auto.io.nifti_scan import damage
 from swinfuse_auto.io.output_checks import npy_problem

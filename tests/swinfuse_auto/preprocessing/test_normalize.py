@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from swinfuse_auto.dataset.modality import Modality, modality_of
-from swinfuse_auto.preprocessing.normalize import NormalizationPlan, normalize
+from swinfuse_auto.maths.normalization import normalize
+from swinfuse_auto.plans.schema import NormalizationPlan
 
 
 @pytest.mark.parametrize("name,expected", [("CT", Modality.CT), ("ct", Modality.CT),

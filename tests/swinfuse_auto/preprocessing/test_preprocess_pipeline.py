@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from helpers.invert import label_to_raw
 from swinfuse_auto.api import plan_and_preprocess
 from swinfuse_auto.dataset.cases import training_cases
 from swinfuse_auto.dataset.spec import load_dataset_spec
 from swinfuse_auto.io.image import read_image
 from swinfuse_auto.preprocessing import runner
 from swinfuse_auto.preprocessing.cache import LABELLED_FOLDER, UNLABELLED_FOLDER, CaseStore
-from swinfuse_auto.preprocessing.invert import label_to_raw
 
 
 def _hashes(folder: Path) -> dict[str, str]:

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from swinfuse_auto.preprocessing.crop import bbox_of, crop, nonzero_mask, uncrop
-from swinfuse_auto.preprocessing.resample import (low_resolution_axis, resample_image,
-                                                  resample_label, shape_for_spacing)
+from swinfuse_auto.maths.crop import bbox_of, crop, nonzero_mask, uncrop
+from swinfuse_auto.maths.resample import (low_resolution_axis, resample_image, resample_label,
+                                          shape_for_spacing)
 
 
 def _blobs(shape: tuple[int, int, int]) -> np.ndarray:

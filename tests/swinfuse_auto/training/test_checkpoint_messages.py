@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from swinfuse_auto.errors import CheckpointError
-from swinfuse_auto.training.checkpoint import load_checkpoint, save_checkpoint
+from swinfuse_auto.models.checkpoint import load_checkpoint, save_checkpoint
 
 #: Advice that must never reach the user: the first would run the file's code, the second is
 #: about training, and prediction and export load checkpoints too.

@@ -9,7 +9,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from swinfuse_auto.training.distributed import unwrap_model
+from swinfuse_auto.models.unwrap import unwrap_model
 
 
 class _HasModuleAttribute(nn.Module):

@@ -1,8 +1,7 @@
 """Model folders with randomly initialised fold networks, in the exact trained-model format.
 
 Prediction, export and deployment can be exercised before (or without) a training run: the tests
-and ``benchmarks/predict.py`` build their models here, and a deployment can be smoke-tested with
-an archive of an untrained model. The weights are random, so the segmentations are meaningless;
+and ``benchmarks/predict.py`` (which puts ``tests/`` on its import path) build their models here. The weights are random, so the segmentations are meaningless;
 everything else (plan, preprocessing, geometry, file formats) is what a trained model gives.
 """
 
@@ -18,13 +17,13 @@ from swinfuse_auto import __version__
 from swinfuse_auto.dataset.modality import Modality
 from swinfuse_auto.dataset.spec import parse_dataset_json
 from swinfuse_auto.io.atomic import write_json
+from swinfuse_auto.models.fold_model import save_fold_model
 from swinfuse_auto.networks.architecture import SwinArchitecture
 from swinfuse_auto.networks.factory import build_segmentation_network
+from swinfuse_auto.paths import FINAL_CHECKPOINT, fold_folder_name
 from swinfuse_auto.plans.crop_rules import pretraining_crop_for
-from swinfuse_auto.plans.schema import (SCHEMA_VERSION, ConfigurationPlan, Plan, PretrainingPlan,
-                                        TargetDevice)
-from swinfuse_auto.preprocessing.normalize import NormalizationPlan
-from swinfuse_auto.training.fold_model import FINAL_CHECKPOINT, fold_folder_name, save_fold_model
+from swinfuse_auto.plans.schema import (SCHEMA_VERSION, ConfigurationPlan, NormalizationPlan, Plan,
+                                        PretrainingPlan, TargetDevice)
 
 #: Swin UNETR's fixed CT window, standing in for dataset statistics that were never computed.
 CT_WINDOW = {"clip_low": -1000.0, "clip_high": 1000.0, "mean": 0.0, "std": 500.0}

@@ -16,21 +16,18 @@ from pathlib import Path
 
 from swinfuse_auto.dataset.modality import Modality
 from swinfuse_auto.errors import ConfigError
-from swinfuse_auto.paths import PLANS_FILE, resolve_dataset
+from swinfuse_auto.paths import (ENCODER_FILE, LATEST_CHECKPOINT, PLANS_FILE, pretrain_folder_name,
+                                 resolve_dataset)
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.cache import LABELLED_FOLDER, UNLABELLED_FOLDER, CaseStore
 from swinfuse_auto.preprocessing.extra_folders import preprocess_extra_folder
+from swinfuse_auto.progress import Progress
 from swinfuse_auto.registry import TRAINERS
-from swinfuse_auto.training.adaptation import ENCODER_FILE
 from swinfuse_auto.training.config import require_positive
 from swinfuse_auto.training.distributed import init_distributed
 
 logger = logging.getLogger(__name__)
 PRETRAIN_TRAINER = "swin_dim_pretrain"
-
-
-def pretrain_folder(results_dir: Path, planner: str) -> Path:
-    return Path(results_dir) / f"pretrain__{planner}"
 
 
 @contextmanager
@@ -66,12 +63,12 @@ def parse_extra(extra: Sequence[Sequence[str]] | None) -> list[tuple[Path, str]]
     return result
 
 
-def pretrain(dataset: str | os.PathLike[str], planner: str = "default",
+def run_pretraining(dataset: str | os.PathLike[str], planner: str = "default",
              iterations: int | None = None, extra: Sequence[Sequence[str]] | None = None,
              trainer: str = PRETRAIN_TRAINER, config_overrides: list[str] | None = None,
              device: str = "auto", num_processes: int = 1, restart: bool = False,
              preprocessed: str | None = None, results: str | None = None, raw: str | None = None,
-             progress: bool = False) -> Path:
+             progress: Progress | None = None) -> Path:
     """Pre-train the dataset's Swin-DIM encoder; returns the path of ``pretrained_encoder.pt``.
 
     Resumes an interrupted run unless ``restart``; a finished run is reused as it is.
@@ -91,7 +88,7 @@ def pretrain(dataset: str | os.PathLike[str], planner: str = "default",
         raise ConfigError(f"{location.preprocessed_dir / PLANS_FILE} was made by planner "
                           f"'{plan.planner}', not '{planner}'. Re-run plan_and_preprocess with "
                           f"--planner {planner}, or pass --planner {plan.planner}.")
-    output = pretrain_folder(location.results_dir, planner)
+    output = location.results_dir / pretrain_folder_name(planner)
     context, _ = init_distributed(device)
     with exclusive_lock(output / ".pretrain.lock", enabled=context.is_main):
         encoder = output / ENCODER_FILE
@@ -99,7 +96,7 @@ def pretrain(dataset: str | os.PathLike[str], planner: str = "default",
             logger.info("reusing the pre-trained encoder %s", encoder)
             return encoder
         if restart and context.is_main:
-            for name in (ENCODER_FILE, "checkpoint_latest.pt"):
+            for name in (ENCODER_FILE, LATEST_CHECKPOINT):
                 (output / name).unlink(missing_ok=True)
         stores = [CaseStore(location.preprocessed_dir / LABELLED_FOLDER),
                   CaseStore(location.preprocessed_dir / UNLABELLED_FOLDER)]

@@ -1,8 +1,9 @@
-"""Prediction API: load a model once, predict a folder, arrays or SimpleITK images.
+"""Prediction: load a model once, predict a folder, arrays or SimpleITK images; package a model.
 
 The ``predict`` and ``export_model`` commands are thin wrappers around these functions, and
-:class:`~swinfuse_auto.inference.model.SegmentationModel` (returned by :func:`load_model`) gives
-notebooks and services ``predict_array`` and ``predict_image`` on the same code path.
+:class:`~swinfuse_auto.inference.segmentation_model.SegmentationModel` (returned by
+:func:`load_model`) gives notebooks and services ``predict_array`` and ``predict_image`` on the
+same code path. The inference modules import torch, so they are imported on the first call.
 
 Example:
     >>> from swinfuse_auto.api import load_model, predict_folder
@@ -17,22 +18,29 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING
 
 from swinfuse_auto.errors import ConfigError
-from swinfuse_auto.inference.archive import ArchiveInfo
-from swinfuse_auto.inference.archive import export_model as _export_archive
-from swinfuse_auto.inference.input_cases import InputCase, find_input_cases
-from swinfuse_auto.inference.model import (DEFAULT_PLANNER, DEFAULT_TRAINER, SegmentationModel,
-                                           model_dir_for)
-from swinfuse_auto.inference.pipeline import (FAILED, CaseOutcome, FolderOptions,
-                                              PredictionReport, predict_cases)
-from swinfuse_auto.inference.predictor import PredictionSettings
-from swinfuse_auto.inference.tta import SPATIAL_AXES
 from swinfuse_auto.io.output_checks import check_output_location, probabilities_bytes
+from swinfuse_auto.paths import model_folder_name, resolve_dataset
+from swinfuse_auto.registry import DEFAULT_PLANNER, DEFAULT_TRAINER
+
+if TYPE_CHECKING:
+    from swinfuse_auto.inference.folder_prediction import PredictionReport
+    from swinfuse_auto.inference.input_cases import InputCase
+    from swinfuse_auto.inference.segmentation_model import SegmentationModel
+    from swinfuse_auto.models.archive import ArchiveInfo
 
 PathLike = str | os.PathLike[str]
+
+
+def model_dir_for(dataset: PathLike, trainer: str = DEFAULT_TRAINER,
+                  planner: str = DEFAULT_PLANNER, results: str | None = None,
+                  raw: str | None = None) -> Path:
+    """``RESULTS/DatasetXXX_Name/<trainer>__<planner>``, the model folder training writes."""
+    location = resolve_dataset(dataset, raw=raw, results=results, require=("results",))
+    assert location.results_dir is not None  # guaranteed by require
+    return location.results_dir / model_folder_name(trainer, planner)
 
 
 def _model_location(model: PathLike | None, dataset: PathLike | None, trainer: str,
@@ -71,39 +79,14 @@ def load_model(model: PathLike | None = None, dataset: PathLike | None = None,
         CheckpointError: no trained folds, a damaged archive or checkpoint.
         ConfigError: neither model nor dataset, or invalid options.
     """
+    from swinfuse_auto.inference.fold_ensemble import PredictionSettings
+    from swinfuse_auto.inference.segmentation_model import SegmentationModel
+    from swinfuse_auto.inference.tta import SPATIAL_AXES
+
     settings = PredictionSettings(step_fraction, SPATIAL_AXES if tta else (), use_gaussian,
                                   window_batch_size)
     location = _model_location(model, dataset, trainer, planner, results, raw)
     return SegmentationModel.load(location, folds, device, settings, expected_sha256)
-
-
-class _ProgressBars:
-    """One bar over the cases, and one per case over its windows (all folds, all flips)."""
-
-    def __init__(self, total: int) -> None:
-        self.cases = tqdm(total=total, desc="cases", unit="case", position=0)
-        self.current: tqdm | None = None
-
-    def case_started(self, case_id: str) -> None:
-        if self.current is not None:  # the previous case's outcome comes after its write
-            self.current.close()
-        self.current = tqdm(desc=case_id, unit="window", position=1, leave=False)
-
-    def windows(self, done: int, total: int) -> None:
-        if self.current is not None:
-            self.current.total = total
-            self.current.n = done
-            self.current.refresh()
-
-    def case_finished(self, outcome: CaseOutcome) -> None:
-        if outcome.status == FAILED:
-            tqdm.write(f"FAILED {outcome.case_id}: {outcome.message}")
-        self.cases.update()
-
-    def close(self) -> None:
-        if self.current is not None:
-            self.current.close()
-        self.cases.close()
 
 
 def _check_output_folder(output_dir: Path, cases: Sequence[InputCase], num_classes: int,
@@ -130,6 +113,10 @@ def predict_folder(input_dir: PathLike, output_dir: PathLike, model: Segmentatio
         ConfigError: the output folder is the input folder, cannot be written or lacks room for
             the probabilities, or a wrong number of channel names.
     """
+    from swinfuse_auto.api.progress import FolderPredictionBars
+    from swinfuse_auto.inference.folder_prediction import FolderOptions, predict_cases
+    from swinfuse_auto.inference.input_cases import find_input_cases
+
     if Path(output_dir).resolve() == Path(input_dir).resolve():
         raise ConfigError(f"The output folder is the input folder ({input_dir}); segmentations "
                           "would later be read as images. Choose another -o folder.")
@@ -140,7 +127,7 @@ def predict_folder(input_dir: PathLike, output_dir: PathLike, model: Segmentatio
     _check_output_folder(Path(output_dir), cases, model.num_classes, save_probabilities)
     options = FolderOptions(save_probabilities, overwrite,
                             tuple(channel_names) if channel_names else None)
-    bars = _ProgressBars(len(cases)) if progress else None
+    bars = FolderPredictionBars(len(cases)) if progress else None
     try:
         return predict_cases(model, cases, Path(output_dir), options, bars)
     finally:
@@ -153,6 +140,22 @@ def export_model(output: PathLike, model: PathLike | None = None,
                  trainer: str = DEFAULT_TRAINER, planner: str = DEFAULT_PLANNER,
                  results: str | None = None, raw: str | None = None) -> ArchiveInfo:
     """Write a model folder's final fold checkpoints, plans, dataset.json and postprocessing
-    decision to one verified archive for ``predict -m ARCHIVE`` on another machine."""
+    decision to one verified archive for ``predict -m ARCHIVE`` on another machine.
+
+    Args:
+        output: the archive file to write (atomically).
+        model, dataset, folds, trainer, planner, results, raw: which model, as in
+            :func:`load_model`.
+
+    Returns:
+        The archive's path, SHA-256 (to publish with it), folds and size.
+
+    Raises:
+        CheckpointError: no trained fold, a requested fold unfinished, or an unreadable
+            checkpoint (every checkpoint is loaded once first).
+        ConfigError: neither model nor dataset, or an unwritable output folder.
+    """
+    from swinfuse_auto.models.archive import write_model_archive
+
     location = _model_location(model, dataset, trainer, planner, results, raw)
-    return _export_archive(location, Path(output), folds)
+    return write_model_archive(location, Path(output), folds)

@@ -21,22 +21,17 @@ import torch
 from swinfuse_auto.dataset.modality import modality_of
 from swinfuse_auto.dataset.spec import DatasetSpec, parse_dataset_json
 from swinfuse_auto.errors import DatasetError
-from swinfuse_auto.inference.archive import extracted_archive, is_model_archive
-from swinfuse_auto.inference.export import fill_raw_probabilities, segmentation_to_raw
+from swinfuse_auto.inference.fold_ensemble import EnsemblePredictor, PredictionSettings
 from swinfuse_auto.inference.postprocessing import (PostprocessingDecision, apply_postprocessing,
                                                     load_postprocessing)
-from swinfuse_auto.inference.predictor import EnsemblePredictor, PredictionSettings
+from swinfuse_auto.inference.raw_grid import fill_raw_probabilities, segmentation_to_raw
 from swinfuse_auto.io.image import Geometry
-from swinfuse_auto.paths import resolve_dataset
-from swinfuse_auto.plans.schema import Plan
+from swinfuse_auto.models.archive import extracted_archive, is_model_archive
+from swinfuse_auto.models.device import choose_device
+from swinfuse_auto.plans.schema import NormalizationPlan, Plan
 from swinfuse_auto.preprocessing.case import CaseProperties, RawArrays, preprocess_arrays
-from swinfuse_auto.preprocessing.normalize import NormalizationPlan
 from swinfuse_auto.preprocessing.runner import normalization_for
-from swinfuse_auto.training.device import choose_device
-from swinfuse_auto.training.fold_model import model_folder_name
 
-DEFAULT_TRAINER = "swin_dim_finetune"
-DEFAULT_PLANNER = "default"
 _IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
 
@@ -54,15 +49,6 @@ class ArrayPrediction:
 
     segmentation: np.ndarray
     probabilities: np.ndarray | None = None
-
-
-def model_dir_for(dataset: str | os.PathLike[str], trainer: str = DEFAULT_TRAINER,
-                  planner: str = DEFAULT_PLANNER, results: str | None = None,
-                  raw: str | None = None) -> Path:
-    """``RESULTS/DatasetXXX_Name/<trainer>__<planner>``, the model folder training writes."""
-    location = resolve_dataset(dataset, raw=raw, results=results, require=("results",))
-    assert location.results_dir is not None  # guaranteed by require
-    return location.results_dir / model_folder_name(trainer, planner)
 
 
 def check_images(images: np.ndarray, num_channels: int, what: str) -> np.ndarray:

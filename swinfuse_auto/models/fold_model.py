@@ -5,21 +5,13 @@ needs to rebuild the network and prepare data exactly as in training: the plan, 
 trainer name and config, the fold. Nothing refers to a Python class path, so moving code never
 breaks an old model.
 
-Results layout (``SWINFUSE_RESULTS``)::
-
-    DatasetXXX_Name/
-      pretrain__<planner>/            shared pre-trained encoder (pretrained_encoder.pt)
-      <trainer>__<planner>/           one model folder per trainer and plan
-        plans.json, dataset.json, trainer_config.json
-        postprocessing.json           written by summarize_cv
-        fold_0/ ... fold_all/
-          checkpoint_latest.pt, checkpoint_best.pt, checkpoint_final.pt
-          training_log.json, progress.png
-          validation/CASE.nii.gz, validation/summary.json
+Where the files live is the results layout of :mod:`swinfuse_auto.paths`.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,21 +20,12 @@ import torch
 from torch import nn
 
 from swinfuse_auto.errors import CheckpointError
+from swinfuse_auto.models.checkpoint import load_checkpoint, save_checkpoint
+from swinfuse_auto.paths import FINAL_CHECKPOINT, fold_folder_name
 from swinfuse_auto.plans.schema import Plan
-from swinfuse_auto.training.checkpoint import load_checkpoint, save_checkpoint
 
 FOLD_MODEL_KIND = "swinfuse_fold_model"
-FINAL_CHECKPOINT = "checkpoint_final.pt"
-BEST_CHECKPOINT = "checkpoint_best.pt"
-LATEST_CHECKPOINT = "checkpoint_latest.pt"
-
-
-def model_folder_name(trainer: str, planner: str) -> str:
-    return f"{trainer}__{planner}"
-
-
-def fold_folder_name(fold: int | str) -> str:
-    return f"fold_{fold}"
+_FOLD_DIR = re.compile(r"^fold_(\d+|all)$")
 
 
 @dataclass(frozen=True)
@@ -99,3 +82,47 @@ def load_fold_model(path: Path, map_location: str | torch.device = "cpu") -> Fol
     return FoldModel(Plan.from_dict(meta["plan"]), meta["dataset_json"], str(meta["fold"]),
                      str(meta["trainer"]), dict(meta.get("trainer_config", {})),
                      tensors["model"])
+
+
+def _fold_sort_key(name: str) -> tuple[int, int]:
+    return (1, 0) if name == "all" else (0, int(name))
+
+
+def trained_folds(model_dir: Path) -> list[str]:
+    """Folds of ``model_dir`` that finished training (their ``checkpoint_final.pt`` exists)."""
+    if not Path(model_dir).is_dir():
+        return []
+    folds = [match[1] for path in Path(model_dir).iterdir()
+             if (match := _FOLD_DIR.match(path.name)) and (path / FINAL_CHECKPOINT).is_file()]
+    return sorted(folds, key=_fold_sort_key)
+
+
+def _describe_model_dir(model_dir: Path) -> str:
+    if not model_dir.is_dir():
+        return f"{model_dir} does not exist"
+    found = []
+    for fold_dir in sorted(p for p in model_dir.iterdir() if _FOLD_DIR.match(p.name)):
+        files = sorted(p.name for p in fold_dir.glob("checkpoint_*.pt"))
+        found.append(f"{fold_dir.name} ({', '.join(files) or 'no checkpoints'})")
+    return "found: " + ("; ".join(found) if found else "no fold_* folders")
+
+
+def fold_checkpoints(model_dir: Path, folds: Sequence[int | str] | None = None) -> list[Path]:
+    """The ``checkpoint_final.pt`` of each requested fold (default: every trained fold).
+
+    Only final checkpoints are used: a best or latest checkpoint belongs to an unfinished run.
+
+    Raises:
+        CheckpointError: no trained fold, or a requested fold without a final checkpoint; the
+            message lists what the folder holds.
+    """
+    model_dir = Path(model_dir)
+    available = trained_folds(model_dir)
+    wanted = [str(f) for f in folds] if folds else available
+    missing = [f for f in wanted if f not in available]
+    if not wanted or missing:
+        what = f"fold(s) {', '.join(missing)} have" if missing else "no fold has"
+        raise CheckpointError(
+            f"In {model_dir}, {what} no {FINAL_CHECKPOINT} ({_describe_model_dir(model_dir)}). "
+            "Finish training with train_fold (or --continue), or choose trained folds with -f.")
+    return [model_dir / fold_folder_name(f) / FINAL_CHECKPOINT for f in wanted]

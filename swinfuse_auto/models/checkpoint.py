@@ -2,7 +2,7 @@
 
 A checkpoint is one ``torch.save`` file holding only tensors, state dicts of tensors and numbers,
 and one JSON string with the metadata (plan, configs, registry names, RNG states of numpy and
-Python). It loads with ``torch.load(weights_only=True)``, so a checkpoint from somewhere else
+Python: :mod:`swinfuse_auto.training.rng_state`). It loads with ``torch.load(weights_only=True)``, so a checkpoint from somewhere else
 cannot run code. Writing goes to a temporary name, then ``os.replace``: killing the process at any
 moment leaves either the old checkpoint or the new one.
 """
@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 import pickle
-import random
 import re
 import zipfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from swinfuse_auto.errors import CheckpointError
@@ -93,28 +91,3 @@ def _reason(exc: BaseException) -> str:
         return "unreadable pickle data"
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[0].split(". ")[0].rstrip(".") if lines else type(exc).__name__
-
-
-def capture_rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Torch RNG states as tensors, numpy and Python ones as JSON-able values."""
-    tensors = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        tensors["cuda"] = torch.cuda.get_rng_state()
-    py_state = random.getstate()
-    json_state = {"numpy": np.random.get_state(legacy=False),
-                  "python": [py_state[0], list(py_state[1]), py_state[2]]}
-    numpy_state = json_state["numpy"]["state"]  # MT19937: {"key": uint32 array, "pos": int}
-    json_state["numpy"]["state"] = {k: np.asarray(v).tolist() for k, v in numpy_state.items()}
-    return tensors, json_state
-
-
-def restore_rng_state(tensors: dict[str, torch.Tensor], json_state: dict[str, Any]) -> None:
-    torch.set_rng_state(tensors["torch"].cpu())
-    if "cuda" in tensors and torch.cuda.is_available():
-        torch.cuda.set_rng_state(tensors["cuda"].cpu())
-    numpy_state = dict(json_state["numpy"])
-    numpy_state["state"] = {k: np.asarray(v, dtype=np.uint32) if isinstance(v, list) else v
-                            for k, v in numpy_state["state"].items()}
-    np.random.set_state(numpy_state)
-    version, internal, gauss = json_state["python"]
-    random.setstate((version, tuple(internal), gauss))

@@ -31,8 +31,8 @@ import torch
 
 from swinfuse_auto.errors import SwinfuseError
 from swinfuse_auto.inference.input_cases import InputCase, read_input_case
-from swinfuse_auto.inference.model import PreparedCase, SegmentationModel
 from swinfuse_auto.inference.postprocessing import apply_postprocessing
+from swinfuse_auto.inference.segmentation_model import PreparedCase, SegmentationModel
 from swinfuse_auto.io.atomic import atomic_path, remove_stale_temporaries, write_json
 from swinfuse_auto.io.image import Geometry, write_image
 from swinfuse_auto.io.output_checks import file_problem
@@ -50,6 +50,10 @@ class CaseOutcome:
     case_id: str
     status: str
     message: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAILED
 
 
 @dataclass

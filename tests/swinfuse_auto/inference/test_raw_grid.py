@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from swinfuse_auto.inference.export import (fill_raw_probabilities, label_dtype,
-                                            segmentation_to_raw)
+from helpers.invert import probabilities_to_raw
+from swinfuse_auto.inference.raw_grid import (fill_raw_probabilities, label_dtype,
+                                              segmentation_to_raw)
 from swinfuse_auto.io.image import Geometry
 from swinfuse_auto.preprocessing.case import CaseProperties
-from swinfuse_auto.preprocessing.invert import probabilities_to_raw
 
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
@@ -21,7 +21,7 @@ IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 def test_slab_wise_export_matches_whole_volume_inversion(
         spacing_xyz: tuple[float, float, float], target_zyx: tuple[float, float, float],
         network_shape: tuple[int, int, int]) -> None:
-    """Same numbers as preprocessing/invert.py (F.interpolate on the whole volume), in slabs."""
+    """Same numbers as helpers/invert.py (F.interpolate on the whole volume), in slabs."""
     geometry = Geometry((45, 60, 50), spacing_xyz, (0.0, 0.0, 0.0), IDENTITY)
     properties = CaseProperties("x", geometry, ((3, 40), (5, 55), (2, 45)), network_shape,
                                 ("CT",))

@@ -1,16 +1,17 @@
-"""The Python API: one typed function per stage. The commands are thin wrappers around these,
-so notebooks and services get exactly what the shell gets."""
+"""Planning and preprocessing: verify the raw dataset, fingerprint it, plan, preprocess.
+
+Nothing here imports torch, so ``plan_and_preprocess`` and its worker processes never pay for it.
+"""
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from swinfuse_auto.api.progress import progress_for
 from swinfuse_auto.data.splits import load_or_create_splits
 from swinfuse_auto.dataset.cases import held_out_cases
 from swinfuse_auto.dataset.spec import DatasetSpec, load_dataset_spec
@@ -20,13 +21,12 @@ from swinfuse_auto.fingerprint.dataset_stats import DatasetFingerprint, compute_
 from swinfuse_auto.fingerprint.source_digest import source_digest
 from swinfuse_auto.io.atomic import read_json, write_json
 from swinfuse_auto.paths import PLANS_FILE, SPLITS_FILE, resolve_dataset
+from swinfuse_auto.plans.context import PlanningContext
 from swinfuse_auto.plans.schema import Plan
+from swinfuse_auto.plans.targets import choose_target
 from swinfuse_auto.preprocessing.runner import preprocess_dataset
-from swinfuse_auto.registry import PLANNERS
-
-__all__ = ["SegmentationModel", "evaluate_folders", "export_model", "load_model",
-           "plan_and_preprocess", "plan_dataset", "predict_folder", "pretrain", "summarize_cv",
-           "train_fold"]
+from swinfuse_auto.progress import Progress
+from swinfuse_auto.registry import DEFAULT_PLANNER, PLANNERS
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ VERIFY_REPORT_FILE = "verify_report.json"
 
 
 def default_num_processes() -> int:
+    """Worker processes when none are asked for: one per core, at most 8."""
     return max(1, min(8, os.cpu_count() or 1))
 
 
@@ -50,7 +51,7 @@ class PreprocessResult:
 
 
 def _fingerprint(raw_dir: Path, out_dir: Path, num_processes: int,
-                 progress: bool) -> DatasetFingerprint:
+                 progress: Progress | None) -> DatasetFingerprint:
     """Reuse a fingerprint of the same raw files; otherwise compute and store it."""
     path = out_dir / FINGERPRINT_FILE
     digest = source_digest(raw_dir)
@@ -77,19 +78,31 @@ class PlanningOutcome:
     fingerprint: DatasetFingerprint
 
 
-def plan_dataset(dataset: str | os.PathLike[str], planner: str = "default",
+def plan_dataset(dataset: str | os.PathLike[str], planner: str = DEFAULT_PLANNER,
                  gpu_memory_gb: float | None = None, device: str = "auto",
                  num_processes: int | None = None, verify: bool = False,
                  raw: str | None = None, preprocessed: str | None = None,
                  progress: bool = False) -> PlanningOutcome:
-    """Verify, fingerprint and plan.
+    """Verify, fingerprint and plan (``plans.json``), without preprocessing.
 
     An existing plans.json made by the same planner for the same target is kept, so hand edits
     survive a re-run; asking for another planner or target plans afresh.
-    """
-    from planners.default import PlanningContext
-    from planners.targets import choose_target
 
+    Args:
+        dataset: dataset folder name, numeric id or path.
+        planner: registered planner.
+        gpu_memory_gb: size the plan for a GPU of this memory (else the visible GPU, else the
+            CPU).
+        device: "auto", "cpu" or "cuda": which device may be planned for.
+        num_processes: worker processes (default: one per core, at most 8).
+        verify: read every voxel (NaN/Inf, label values, empty images), not only headers.
+        raw, preprocessed: roots overriding SWINFUSE_RAW and SWINFUSE_PREPROCESSED.
+        progress: draw progress bars.
+
+    Raises:
+        DatasetError: the dataset fails verification (every problem at once).
+        ConfigError / RegistryError: a bad folder or an unknown planner.
+    """
     location = resolve_dataset(dataset, raw=raw, preprocessed=preprocessed,
                                require=("preprocessed",))
     assert location.preprocessed_dir is not None  # guaranteed by require
@@ -99,13 +112,14 @@ def plan_dataset(dataset: str | os.PathLike[str], planner: str = "default",
                           "the raw data must never be written to. Point SWINFUSE_PREPROCESSED "
                           "(or --preprocessed) to another folder.")
     workers = num_processes or default_num_processes()
+    bars = progress_for(progress)
     report = verify_dataset(location.raw_dir, full=verify, num_processes=workers,
-                            progress=progress)
+                            progress=bars)
     raise_for_report(report, out_dir / VERIFY_REPORT_FILE)
     spec = load_dataset_spec(location.raw_dir)
     planner_class = PLANNERS.get(planner)
     target = choose_target(gpu_memory_gb, device)
-    fingerprint = _fingerprint(location.raw_dir, out_dir, workers, progress)
+    fingerprint = _fingerprint(location.raw_dir, out_dir, workers, bars)
     plans_path = out_dir / PLANS_FILE
     if plans_path.exists():
         existing = Plan.load(plans_path)
@@ -119,7 +133,7 @@ def plan_dataset(dataset: str | os.PathLike[str], planner: str = "default",
     return PlanningOutcome(plan, False, location.raw_dir, out_dir, spec, fingerprint)
 
 
-def plan_and_preprocess(dataset: str | os.PathLike[str], planner: str = "default",
+def plan_and_preprocess(dataset: str | os.PathLike[str], planner: str = DEFAULT_PLANNER,
                         gpu_memory_gb: float | None = None, device: str = "auto",
                         num_processes: int | None = None, verify: bool = False,
                         raw: str | None = None, preprocessed: str | None = None,
@@ -127,6 +141,11 @@ def plan_and_preprocess(dataset: str | os.PathLike[str], planner: str = "default
     """Verify, fingerprint, plan, write the folds and preprocess every case.
 
     Re-running is cheap and safe: finished cases are skipped, an interrupted case is redone.
+    The arguments are those of :func:`plan_dataset`.
+
+    Raises:
+        DatasetError: the dataset fails verification, or a case cannot be read.
+        ConfigError / RegistryError: a bad folder or an unknown planner.
     """
     outcome = plan_dataset(dataset, planner, gpu_memory_gb, device, num_processes, verify, raw,
                            preprocessed, progress)
@@ -135,38 +154,6 @@ def plan_and_preprocess(dataset: str | os.PathLike[str], planner: str = "default
     load_or_create_splits(out_dir / SPLITS_FILE, case_ids, outcome.plan.num_folds)
     shutil.copyfile(outcome.raw_dir / "dataset.json", out_dir / "dataset.json")
     counts = preprocess_dataset(outcome.raw_dir, outcome.spec, outcome.plan, out_dir,
-                                num_processes or default_num_processes(), progress)
+                                num_processes or default_num_processes(), progress_for(progress))
     return PreprocessResult(out_dir, outcome.plan, outcome.plan_reused, counts["done"],
                             counts["skipped"])
-
-
-#: Stages that need torch, imported on first use so that planning never pays for torch.
-_LAZY = {"pretrain": "swinfuse_auto.training.pretrain_runner",
-         "train_fold": "swinfuse_auto.training.train_fold_runner",
-         "evaluate_folders": "swinfuse_auto.evaluation.folder_eval",
-         "export_model": "swinfuse_auto.inference.api_predict",
-         "load_model": "swinfuse_auto.inference.api_predict",
-         "predict_folder": "swinfuse_auto.inference.api_predict",
-         "SegmentationModel": "swinfuse_auto.inference.model"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def summarize_cv(dataset: str | os.PathLike[str], trainer: str = "swin_dim_finetune",
-                 planner: str = "default", raw: str | None = None,
-                 results: str | None = None) -> tuple[dict, Path]:
-    """Cross-validation table of a model folder plus its postprocessing decision."""
-    from swinfuse_auto.evaluation.cross_validation import (CV_SUMMARY_FILE,
-                                                           summarize_cross_validation)
-    from swinfuse_auto.training.fold_model import model_folder_name
-
-    location = resolve_dataset(dataset, raw=raw, results=results, require=("results",))
-    assert location.results_dir is not None
-    model_dir = location.results_dir / model_folder_name(trainer, planner)
-    spec = load_dataset_spec(location.raw_dir)
-    table = summarize_cross_validation(model_dir, spec.file_ending)
-    return table, model_dir / CV_SUMMARY_FILE

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from swinfuse_auto.data.pretraining_data import PretrainingBatches, PoolEntry
+from swinfuse_auto.data.pretraining_data import PoolEntry, PretrainingBatches
 from swinfuse_auto.dataset.modality import MODALITY_INDEX, Modality
+from swinfuse_auto.models.encoder_file import load_encoder
 from swinfuse_auto.networks.architecture import SwinArchitecture
 from swinfuse_auto.networks.swin import SwinEncoder
-from swinfuse_auto.training.adaptation import load_encoder
 from swinfuse_auto.training.ssl_losses import density_matching_loss
 
 

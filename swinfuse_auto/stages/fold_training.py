@@ -9,24 +9,26 @@ from pathlib import Path
 from swinfuse_auto.data.splits import get_fold, load_or_create_splits
 from swinfuse_auto.errors import ConfigError, PreprocessingError
 from swinfuse_auto.io.atomic import read_json, write_json
-from swinfuse_auto.paths import PLANS_FILE, SPLITS_FILE, resolve_dataset
+from swinfuse_auto.paths import (PLANS_FILE, SPLITS_FILE, fold_folder_name, model_folder_name,
+                                 resolve_dataset)
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.cache import LABELLED_FOLDER, UNLABELLED_FOLDER, CaseStore
+from swinfuse_auto.progress import Progress
 from swinfuse_auto.registry import TRAINER_PRESETS, TRAINERS
+from swinfuse_auto.stages.pretraining import run_pretraining
 from swinfuse_auto.training.distributed import init_distributed
-from swinfuse_auto.training.fold_model import fold_folder_name, model_folder_name
-from swinfuse_auto.training.pretrain_runner import pretrain
 
 logger = logging.getLogger(__name__)
 FINETUNE_TRAINER = "swin_dim_finetune"
 
 
 def _resolve_pretrained(choice: str, dataset: str | os.PathLike[str], planner: str,
-                        device: str, roots: dict[str, str | None], progress: bool) -> Path | None:
+                        device: str, roots: dict[str, str | None], progress: Progress | None
+                        ) -> Path | None:
     if choice == "none":
         return None
     if choice == "auto":
-        return pretrain(dataset, planner=planner, device=device, progress=progress, **roots)
+        return run_pretraining(dataset, planner=planner, device=device, progress=progress, **roots)
     path = Path(choice)
     if not path.is_file():
         raise ConfigError(f"--pretrain {choice}: no such file. Use auto, none or the path of a "
@@ -62,13 +64,13 @@ def preset_overrides(preset: str | None, plan: Plan, trainer: str) -> list[str]:
     return chosen.overrides()
 
 
-def train_fold(dataset: str | os.PathLike[str], fold: int | str, pretrain_choice: str = "auto",
+def run_fold_training(dataset: str | os.PathLike[str], fold: int | str, pretrain_choice: str = "auto",
                trainer: str = FINETUNE_TRAINER, planner: str = "default",
                epochs: int | None = None, iterations_per_epoch: int | None = None,
                config_overrides: list[str] | None = None, continue_training: bool = False,
                validate: bool = True, device: str = "auto", raw: str | None = None,
                preprocessed: str | None = None, results: str | None = None,
-               progress: bool = False, preset: str | None = None) -> Path:
+               progress: Progress | None = None, preset: str | None = None) -> Path:
     """Train fold ``fold`` ('all' trains on every case); returns the fold folder.
 
     The settings are the recipe's defaults, then ``preset`` (default: the preset the plan names
@@ -108,7 +110,7 @@ def train_fold(dataset: str | os.PathLike[str], fold: int | str, pretrain_choice
                     unlabelled=CaseStore(location.preprocessed_dir / UNLABELLED_FOLDER))
     loop = runner.train(resume=continue_training)
     if validate and split["val"] and context.is_main:
-        from swinfuse_auto.training.validation import validate_fold
+        from swinfuse_auto.stages.fold_validation import validate_fold
 
         validate_fold(fold_dir, location.raw_dir, loop.model, plan, store, split["val"],
                       config, progress)

@@ -1,5 +1,8 @@
 """The demo as a function: every stage through the public API, on generated data.
 
+It lives in the API layer because it is a user of the API: the ``demo`` command and
+:func:`run_demo` exercise exactly the functions a notebook calls, progress bars included.
+
 The CT held-out cases are the fold-0 validation cases (their images are linked into a folder of
 their own, as a user would have them); the MR cases are the dataset's imagesTs, which the
 fine-tuning never saw labelled, so the table shows in-modality and out-of-modality Dice side by
@@ -15,10 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from swinfuse_auto.api.planning import plan_and_preprocess
+from swinfuse_auto.api.prediction import load_model, predict_folder
+from swinfuse_auto.api.training import pretrain, train_fold
 from swinfuse_auto.dataset.cases import training_cases
 from swinfuse_auto.dataset.spec import load_dataset_spec
+from swinfuse_auto.evaluation.folder_eval import evaluate_folders, from_json_safe
+from swinfuse_auto.example_data import generate_example_dataset
 from swinfuse_auto.io.atomic import read_json
+from swinfuse_auto.io.image import read_image
 from swinfuse_auto.paths import SPLITS_FILE
+from swinfuse_auto.visualization.overlays import overlay_png
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +50,19 @@ class DemoBudget:
 
 @dataclass(frozen=True)
 class DemoSettings:
+    """What the demo generates and how long it trains (None: the budget of the device kind).
+
+    Args:
+        output: the folder of the raw, preprocessed and results trees and the predictions.
+        dataset: the generated dataset's name.
+        ct_cases, mr_cases, seed: the generated data (CT labelled, MR held out).
+        device: "auto", "cpu" or "cuda".
+        num_processes: worker processes of preprocessing.
+        pretrain_iterations, epochs, iterations_per_epoch: the budget, overriding ``budget``.
+        budget: the budget by device kind ("cpu", "cuda").
+        progress: draw progress bars.
+    """
+
     output: Path
     dataset: str
     ct_cases: int
@@ -51,6 +74,7 @@ class DemoSettings:
     epochs: int | None
     iterations_per_epoch: int | None
     budget: dict[str, DemoBudget]
+    progress: bool = True
 
 
 @dataclass(frozen=True)
@@ -91,9 +115,6 @@ def _format_table(label_names: dict[int, str], ct: dict, mr: dict) -> str:
 def _write_overlay(raw_dir: Path, case_id: str, split: str, predictions: Path,
                    folder: Path, names: dict[int, str]) -> Path:
     """PNG of the case's first channel with predicted and reference contours."""
-    from swinfuse_auto.io.image import read_image
-    from swinfuse_auto.visualization.overlays import overlay_png
-
     image, geometry = read_image(raw_dir / f"images{split}" / f"{case_id}_0000.nii.gz")
     prediction, _ = read_image(predictions / f"{case_id}.nii.gz", dtype=None)
     reference, _ = read_image(raw_dir / f"labels{split}" / f"{case_id}.nii.gz", dtype=None)
@@ -104,22 +125,20 @@ def _write_overlay(raw_dir: Path, case_id: str, split: str, predictions: Path,
 def _train(settings: DemoSettings, kind: str, roots: dict[str, str],
            report: Callable[[str], None]) -> Path:
     """Stages 3 and 4: pre-train on CT + MR, fine-tune fold 0 on CT; returns the fold folder."""
-    from swinfuse_auto import api
-
     budget = settings.budget[kind]
     epochs = settings.epochs or budget.epochs
     per_epoch = settings.iterations_per_epoch or budget.iterations_per_epoch
     iterations = settings.pretrain_iterations or budget.pretrain_iterations
     report(f"      budget: {iterations} pre-training steps, {epochs} x {per_epoch} fine-tuning "
            "steps" + (f" at learning rate {budget.learning_rate}" if budget.learning_rate else ""))
-    encoder = api.pretrain(settings.dataset, iterations=iterations, device=settings.device,
-                           progress=True, **roots)
+    encoder = pretrain(settings.dataset, iterations=iterations, device=settings.device,
+                       progress=settings.progress, **roots)
     report(f"[3/6] pre-trained on CT + MR: {encoder}")
     overrides = [f"learning_rate={budget.learning_rate}"] if budget.learning_rate else []
-    fold_dir = api.train_fold(settings.dataset, 0, pretrain_choice=str(encoder), epochs=epochs,
-                              iterations_per_epoch=per_epoch, config_overrides=overrides,
-                              continue_training=True, device=settings.device, progress=True,
-                              **roots)
+    fold_dir = train_fold(settings.dataset, 0, pretrain_choice=str(encoder), epochs=epochs,
+                          iterations_per_epoch=per_epoch, config_overrides=overrides,
+                          continue_training=True, device=settings.device,
+                          progress=settings.progress, **roots)
     report(f"[4/6] fine-tuned fold 0 on CT: {fold_dir} (curves: {fold_dir / 'progress.png'})")
     return fold_dir
 
@@ -127,18 +146,15 @@ def _train(settings: DemoSettings, kind: str, roots: dict[str, str],
 def _predict_and_evaluate(settings: DemoSettings, roots: dict[str, str],
                           report: Callable[[str], None]) -> str:
     """Stages 5 and 6: predict held-out CT and all MR, score them, draw overlays; the table."""
-    from swinfuse_auto import api
-    from swinfuse_auto.evaluation.folder_eval import evaluate_folders, from_json_safe
-
     out, raw_dir = settings.output, Path(roots["raw"]) / settings.dataset
-    model = api.load_model(dataset=settings.dataset, folds=[0], device=settings.device,
-                           results=roots["results"], raw=roots["raw"])
+    model = load_model(dataset=settings.dataset, folds=[0], device=settings.device,
+                       results=roots["results"], raw=roots["raw"])
     val_ids = read_json(Path(roots["preprocessed"]) / settings.dataset /
                         SPLITS_FILE)[0]["val"]
     ct_input = _link_case_images(raw_dir, val_ids, out / "heldout_ct_images")
     for source, target in ((ct_input, out / "predictions_ct"),
                            (raw_dir / "imagesTs", out / "predictions_mr")):
-        api.predict_folder(source, target, model, progress=True)
+        predict_folder(source, target, model, progress=settings.progress)
     report(f"[5/6] predicted {len(val_ids)} held-out CT and the MR cases")
     spec = load_dataset_spec(raw_dir)
     label_names = {v: k for k, v in spec.labels.items() if v}
@@ -160,9 +176,6 @@ def run_demo(settings: DemoSettings, report: Callable[[str], None]) -> DemoResul
 
     ``report`` receives one line per finished stage (the command prints them).
     """
-    from swinfuse_auto import api
-    from swinfuse_auto.example_data import generate_example_dataset
-
     out = settings.output
     roots = {"raw": str(out / "raw"), "preprocessed": str(out / "preprocessed"),
              "results": str(out / "results")}
@@ -171,10 +184,10 @@ def run_demo(settings: DemoSettings, report: Callable[[str], None]) -> DemoResul
         generate_example_dataset(out / "raw", settings.dataset, ct_cases=settings.ct_cases,
                                  mr_cases=settings.mr_cases, seed=settings.seed, overwrite=True)
     report(f"[1/6] example data: {raw_dir}")
-    prepared = api.plan_and_preprocess(settings.dataset, device=settings.device,
-                                       num_processes=settings.num_processes, verify=True,
-                                       progress=True, raw=roots["raw"],
-                                       preprocessed=roots["preprocessed"])
+    prepared = plan_and_preprocess(settings.dataset, device=settings.device,
+                                   num_processes=settings.num_processes, verify=True,
+                                   progress=settings.progress, raw=roots["raw"],
+                                   preprocessed=roots["preprocessed"])
     config = prepared.plan.configuration
     report(f"[2/6] planned for {prepared.plan.target.kind}: spacing {list(config.spacing)} mm, "
            f"patch {list(config.patch_size)}, feature size "

@@ -1,8 +1,8 @@
 """Class probabilities in network space back onto the raw image grid, in bounded memory.
 
-:func:`swinfuse_auto.preprocessing.invert.probabilities_to_raw` materialises all K channels at
-the raw size, which for a 512 x 512 x 600 CT with 8 classes is 5 GB before the arg-max. Here the
-same interpolation (linear, nearest-exact along the anisotropic axis, ``align_corners=False``:
+Resampling the whole volume back (``F.interpolate`` on all K channels, then un-cropping)
+materialises every class at the raw size: for a 512 x 512 x 600 CT with 8 classes, 5 GB before
+the arg-max. Here the same interpolation (linear, nearest-exact along the anisotropic axis, ``align_corners=False``:
 the inverse of preprocessing) is done in float32 on whatever device holds the probabilities (the
 GPU after GPU inference), in two separable steps: in-plane (bilinear ``F.interpolate``) on a
 bounded slab of input slices, then along z one output plane at a time, each plane arg-maxed and
@@ -12,7 +12,7 @@ runs on cache-sized arrays. Trilinear interpolation is a product of linear ones,
 what ``F.interpolate`` gives on the whole volume, up to float rounding.
 
 Outside the crop-to-nonzero box the image was empty: the label there is background and the
-background probability is 1, as in :mod:`swinfuse_auto.preprocessing.invert`.
+background probability is 1.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from swinfuse_auto.maths.resample import low_resolution_axis
 from swinfuse_auto.preprocessing.case import CaseProperties
-from swinfuse_auto.preprocessing.resample import low_resolution_axis
 
 #: Bytes of in-plane-resampled float32 planes (all classes) one slab may hold.
 SLAB_BYTES = 64 * 1024**2

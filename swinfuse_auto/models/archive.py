@@ -36,11 +36,10 @@ from typing import Any, BinaryIO
 
 from swinfuse_auto import __version__
 from swinfuse_auto.errors import CheckpointError, SwinfuseError
-from swinfuse_auto.inference.postprocessing import POSTPROCESSING_FILE
-from swinfuse_auto.inference.predictor import fold_checkpoints
 from swinfuse_auto.io.atomic import atomic_path
 from swinfuse_auto.io.output_checks import check_output_location
-from swinfuse_auto.training.fold_model import load_fold_model
+from swinfuse_auto.models.fold_model import fold_checkpoints, load_fold_model
+from swinfuse_auto.paths import POSTPROCESSING_FILE
 
 ARCHIVE_FORMAT = "swinfuse_auto_model_archive"
 ARCHIVE_VERSION = 1
@@ -61,7 +60,7 @@ _LOCAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EP
 
 @dataclass(frozen=True)
 class ArchiveInfo:
-    """What :func:`export_model` wrote."""
+    """What :func:`write_model_archive` wrote (the ``export_model`` command)."""
 
     path: Path
     sha256: str
@@ -96,7 +95,7 @@ def _json_members(model_dir: Path, first_checkpoint: Path) -> dict[str, bytes]:
     return members
 
 
-def export_model(model_dir: Path, output: Path, folds: Sequence[int | str] | None = None
+def write_model_archive(model_dir: Path, output: Path, folds: Sequence[int | str] | None = None
                  ) -> ArchiveInfo:
     """Write the final checkpoints of ``folds`` (default: all trained) and their context to a zip.
 

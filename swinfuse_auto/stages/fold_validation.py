@@ -13,24 +13,24 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from swinfuse_auto.dataset.spec import load_dataset_spec
 from swinfuse_auto.evaluation.folder_eval import evaluate_folders
-from swinfuse_auto.inference.export import segmentation_to_raw
-from swinfuse_auto.inference.predictor import EnsemblePredictor, PredictionSettings
+from swinfuse_auto.inference.fold_ensemble import EnsemblePredictor, PredictionSettings
+from swinfuse_auto.inference.raw_grid import segmentation_to_raw
 from swinfuse_auto.io.image import write_image
+from swinfuse_auto.models.unwrap import unwrap_model
+from swinfuse_auto.paths import VALIDATION_FOLDER
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.cache import CaseStore
+from swinfuse_auto.progress import Progress, start_progress
 from swinfuse_auto.training.config import TrainerConfig
-from swinfuse_auto.training.distributed import unwrap_model
 
 logger = logging.getLogger(__name__)
-VALIDATION_FOLDER = "validation"
 
 
 def validate_fold(fold_dir: Path, raw_dir: Path, model: nn.Module, plan: Plan, store: CaseStore,
-                  case_ids: list[str], config: TrainerConfig, progress: bool = False
+                  case_ids: list[str], config: TrainerConfig, progress: Progress | None = None
                   ) -> dict[str, Any]:
     """Predict ``case_ids`` with ``model``, write ``validation/CASE.nii.gz`` and the summary."""
     network = unwrap_model(model)
@@ -43,12 +43,17 @@ def validate_fold(fold_dir: Path, raw_dir: Path, model: nn.Module, plan: Plan, s
     ensemble = EnsemblePredictor([network.eval()], plan, spec.raw, ["validation"], device,
                                  settings, config.input_scaling)
     folder = Path(fold_dir) / VALIDATION_FOLDER
-    for case_id in tqdm(case_ids, desc="validation", disable=not progress, unit="case"):
-        data, _, properties = store.load(case_id)
-        with torch.no_grad():
-            probabilities = ensemble.predict(torch.from_numpy(data[:].copy()))
-        labels = segmentation_to_raw(probabilities, properties, plan.configuration.spacing)
-        write_image(labels, properties.geometry, folder / f"{case_id}{spec.file_ending}")
+    bar = start_progress(progress, "validation", len(case_ids), "case")
+    try:
+        for case_id in case_ids:
+            data, _, properties = store.load(case_id)
+            with torch.no_grad():
+                probabilities = ensemble.predict(torch.from_numpy(data[:].copy()))
+            labels = segmentation_to_raw(probabilities, properties, plan.configuration.spacing)
+            write_image(labels, properties.geometry, folder / f"{case_id}{spec.file_ending}")
+            bar.advance()
+    finally:
+        bar.close()
     names = {v: k for k, v in spec.labels.items()}
     summary = evaluate_folders(Path(raw_dir) / "labelsTr", folder, spec.foreground_labels,
                                file_ending=spec.file_ending, cases=case_ids, label_names=names)

@@ -8,10 +8,9 @@ import pytest
 import torch
 
 from swinfuse_auto.errors import CheckpointError, ConfigError
-from swinfuse_auto.inference.predictor import (EnsemblePredictor, PredictionSettings,
-                                               fold_checkpoints, trained_folds)
+from swinfuse_auto.inference.fold_ensemble import EnsemblePredictor, PredictionSettings
 from swinfuse_auto.inference.tta import mirror_axes_combinations
-from swinfuse_auto.training.fold_model import load_fold_model
+from swinfuse_auto.models.fold_model import fold_checkpoints, load_fold_model, trained_folds
 
 NO_TTA = PredictionSettings(mirror_axes=())
 

@@ -1,17 +1,18 @@
-"""Map network-space arrays back onto the raw image grid: undo resampling, then cropping.
+"""Reference inverse of preprocessing: whole-volume resampling back, then un-cropping.
 
-The inverse of :func:`swinfuse_auto.preprocessing.case.preprocess_arrays`, used by validation and
-prediction; the output's geometry is the raw image's, exactly (same size, spacing, origin,
-direction), because the grid is restored from the stored properties instead of recomputed.
+The inverse of :func:`swinfuse_auto.preprocessing.case.preprocess_arrays` done the plain way (all
+classes at the raw size at once), which the tests hold the bounded-memory
+:mod:`swinfuse_auto.inference.raw_grid` against. The output's geometry is the raw image's,
+exactly, because the grid is restored from the stored properties instead of recomputed.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from swinfuse_auto.maths.crop import uncrop
+from swinfuse_auto.maths.resample import low_resolution_axis, resample_image, resample_label
 from swinfuse_auto.preprocessing.case import CaseProperties
-from swinfuse_auto.preprocessing.crop import uncrop
-from swinfuse_auto.preprocessing.resample import low_resolution_axis, resample_image, resample_label
 
 
 def _separate_axis(properties: CaseProperties, target_spacing: tuple[float, float, float]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,15 +24,13 @@ from torch import nn
 from swinfuse_auto.errors import CheckpointError, ConfigError
 from swinfuse_auto.inference.sliding_window import Predictor, sliding_window_predict
 from swinfuse_auto.inference.tta import SPATIAL_AXES, mirror_axes_combinations, mirrored_predictor
+from swinfuse_auto.models.device import autocast_dtype
+from swinfuse_auto.models.fold_model import FoldModel, fold_checkpoints, load_fold_model
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.input_scaling import scaling_parameters
-from swinfuse_auto.training.device import autocast_dtype
-from swinfuse_auto.training.fold_model import (FINAL_CHECKPOINT, FoldModel, fold_folder_name,
-                                               load_fold_model)
 
 logger = logging.getLogger(__name__)
 
-_FOLD_DIR = re.compile(r"^fold_(\d+|all)$")
 #: Share of the free GPU memory the window sums may take before they move to the CPU; the rest
 #: is for the network's activations.
 GPU_OUTPUT_SHARE = 0.5
@@ -64,50 +61,6 @@ class PredictionSettings:
         if self.window_batch_size is not None and self.window_batch_size < 1:
             raise ConfigError(f"window_batch_size must be at least 1, got "
                               f"{self.window_batch_size}.")
-
-
-def _fold_sort_key(name: str) -> tuple[int, int]:
-    return (1, 0) if name == "all" else (0, int(name))
-
-
-def trained_folds(model_dir: Path) -> list[str]:
-    """Folds of ``model_dir`` that finished training (their ``checkpoint_final.pt`` exists)."""
-    if not Path(model_dir).is_dir():
-        return []
-    folds = [match[1] for path in Path(model_dir).iterdir()
-             if (match := _FOLD_DIR.match(path.name)) and (path / FINAL_CHECKPOINT).is_file()]
-    return sorted(folds, key=_fold_sort_key)
-
-
-def _describe_model_dir(model_dir: Path) -> str:
-    if not model_dir.is_dir():
-        return f"{model_dir} does not exist"
-    found = []
-    for fold_dir in sorted(p for p in model_dir.iterdir() if _FOLD_DIR.match(p.name)):
-        files = sorted(p.name for p in fold_dir.glob("checkpoint_*.pt"))
-        found.append(f"{fold_dir.name} ({', '.join(files) or 'no checkpoints'})")
-    return "found: " + ("; ".join(found) if found else "no fold_* folders")
-
-
-def fold_checkpoints(model_dir: Path, folds: Sequence[int | str] | None = None) -> list[Path]:
-    """The ``checkpoint_final.pt`` of each requested fold (default: every trained fold).
-
-    Only final checkpoints are used: a best or latest checkpoint belongs to an unfinished run.
-
-    Raises:
-        CheckpointError: no trained fold, or a requested fold without a final checkpoint; the
-            message lists what the folder holds.
-    """
-    model_dir = Path(model_dir)
-    available = trained_folds(model_dir)
-    wanted = [str(f) for f in folds] if folds else available
-    missing = [f for f in wanted if f not in available]
-    if not wanted or missing:
-        what = f"fold(s) {', '.join(missing)} have" if missing else "no fold has"
-        raise CheckpointError(
-            f"In {model_dir}, {what} no {FINAL_CHECKPOINT} ({_describe_model_dir(model_dir)}). "
-            "Finish training with train_fold (or --continue), or choose trained folds with -f.")
-    return [model_dir / fold_folder_name(f) / FINAL_CHECKPOINT for f in wanted]
 
 
 def _check_same_model(models: Sequence[FoldModel]) -> None:

@@ -20,17 +20,16 @@ import torch
 from torch import nn
 
 from swinfuse_auto.errors import CheckpointError
+from swinfuse_auto.models.checkpoint import load_checkpoint, save_checkpoint
+from swinfuse_auto.models.unwrap import unwrap_model
 from swinfuse_auto.networks.architecture import SwinArchitecture
 from swinfuse_auto.networks.factory import build_segmentation_network
 from swinfuse_auto.networks.transfer import load_encoder_weights
 from swinfuse_auto.plans.schema import Plan
-from swinfuse_auto.plans.typed_json import to_jsonable
-from swinfuse_auto.training.checkpoint import load_checkpoint, save_checkpoint
-from swinfuse_auto.training.distributed import unwrap_model
+from swinfuse_auto.typed_json import to_jsonable
 
 logger = logging.getLogger(__name__)
 ENCODER_KIND = "swinfuse_pretrained_encoder"
-ENCODER_FILE = "pretrained_encoder.pt"
 
 
 def adaptation_block(plan: Plan, data_seen: dict[str, Any], iterations: int) -> dict[str, Any]:
