@@ -59,16 +59,15 @@ def pretrain_on(plan: Plan, stores: list[CaseStore], output: Path, iterations: i
                 learning_rate: float | None = None) -> float:
     """Pre-train on exactly ``stores`` (resuming a finished or interrupted run); seconds taken.
 
-    ``density_weight`` and ``learning_rate`` override the plan's pre-training values (None keeps
-    them).
+    ``density_weight`` and ``learning_rate`` override the recipe's values (None keeps them).
     """
     from trainers.pretrain import PretrainTrainer
 
     changes = {name: value for name, value in (("density_matching_weight", density_weight),
                                                ("learning_rate", learning_rate))
                if value is not None}
-    plan = dataclasses.replace(plan, pretraining=dataclasses.replace(plan.pretraining, **changes))
-    config = dataclasses.replace(PretrainTrainer.default_config(), seed=seed)
+    config = dataclasses.replace(PretrainTrainer.default_config(), seed=seed, **changes)
     start = time.perf_counter()
-    PretrainTrainer(plan, stores, output, config, iterations, device).run(resume=True)
+    PretrainTrainer(plan=plan, stores=stores, output_dir=output, config=config,
+                    iterations=iterations, device=device).run(resume=True)
     return time.perf_counter() - start

@@ -1,7 +1,7 @@
 """CT-vs-MR embedding divergence after pre-training with and without the density-matching term.
 
 Runs on the generated example data (CT training cases, MR cases in imagesTs): plans and
-preprocesses it, pre-trains the Swin-DIM encoder twice from the same seed, once with the plan's
+preprocesses it, pre-trains the Swin-DIM encoder twice from the same seed, once with the recipe's
 density-matching weight and once with weight 0, and measures the sliced-KDE Jensen-Shannon
 divergence between pooled CT and MR bottleneck embeddings of fixed, un-augmented crops
 (0 = indistinguishable, ln 2 = 0.693 = disjoint). A randomly initialised encoder is the baseline.
@@ -24,6 +24,7 @@ from swinfuse_auto.networks.swin import SwinEncoder
 from swinfuse_auto.paths import ENCODER_FILE
 from swinfuse_auto.preprocessing.cache import LABELLED_FOLDER, UNLABELLED_FOLDER, CaseStore
 from swinfuse_auto.stages.invariance import fixed_crops, load_encoder_network, modality_divergence
+from trainers.pretrain import PretrainTrainer
 
 
 def parse_args() -> argparse.Namespace:
@@ -31,7 +32,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workdir", default="bench_output/invariance")
     parser.add_argument("--iterations", type=int, default=100, help="pre-training steps per run")
     parser.add_argument("--weight", type=float, default=None,
-                        help="density-matching weight of the 'with' run (default: the plan's)")
+                        help="density-matching weight of the 'with' run (default: the recipe's)")
     parser.add_argument("--crops", type=int, default=8, help="evaluation crops per modality")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
@@ -44,7 +45,8 @@ def main() -> None:
     plan = result.plan
     stores = [CaseStore(result.preprocessed_dir / LABELLED_FOLDER),
               CaseStore(result.preprocessed_dir / UNLABELLED_FOLDER)]
-    weight = plan.pretraining.density_matching_weight if args.weight is None else args.weight
+    recipe_weight = PretrainTrainer.default_config().density_matching_weight
+    weight = recipe_weight if args.weight is None else args.weight
     crops, codes = fixed_crops(build_pool(stores), plan.pretraining.patch_size, args.crops,
                                seed=args.seed + 1)
     torch.manual_seed(args.seed)

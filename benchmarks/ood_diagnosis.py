@@ -197,11 +197,12 @@ def pretraining_terms(plan: Plan, roots: dict[str, str], work: Path) -> list[str
     from trainers.pretrain import PretrainTrainer
 
     pre = Path(roots["preprocessed"]) / DATASET
-    one_pair = dataclasses.replace(plan, pretraining=dataclasses.replace(plan.pretraining))
-    trainer = PretrainTrainer(one_pair, [CaseStore(pre / LABELLED_FOLDER),
-                                         CaseStore(pre / UNLABELLED_FOLDER)], work / "pretrain_check",
-                              dataclasses.replace(PretrainTrainer.default_config(), num_workers=0,
-                                                  iterations_per_epoch=4), 4, "cpu")
+    trainer = PretrainTrainer(
+        plan=plan, stores=[CaseStore(pre / LABELLED_FOLDER), CaseStore(pre / UNLABELLED_FOLDER)],
+        output_dir=work / "pretrain_check",
+        config=dataclasses.replace(PretrainTrainer.default_config(), num_workers=0,
+                                   iterations_per_epoch=4),
+        iterations=4, device="cpu")
     trainer.run()
     parts = {k: round(v, 3) for k, v in trainer.last_history[-1].items()
              if k in ("inpainting", "rotation", "contrastive", "density_matching")}

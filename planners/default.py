@@ -21,7 +21,7 @@ from swinfuse_auto.plans.crop_rules import has_rotation_plane, pretraining_crop_
 from swinfuse_auto.plans.schema import (ENCODER_DIVISOR, SCHEMA_VERSION, ConfigurationPlan,
                                         NormalizationPlan, Plan, PretrainingPlan, ResamplingPlan)
 from swinfuse_auto.plans.targets import CPU_STEP_SECONDS
-from swinfuse_auto.registry import PLANNERS
+from swinfuse_auto.registry import DEFAULT_PLANNER, PLANNERS
 
 Shape3D = tuple[int, int, int]
 #: nnU-Net's starting patch volume; the memory budget then shrinks it.
@@ -38,7 +38,7 @@ CPU_PRETRAIN_SECONDS = 600.0
 GPU_PRETRAIN_ITERATIONS = 20_000
 
 
-@PLANNERS.register("default")
+@PLANNERS.register(DEFAULT_PLANNER)
 class DefaultPlanner:
     """Plans one 3D configuration for a Swin-DIM UNETR.
 
@@ -49,7 +49,7 @@ class DefaultPlanner:
         >>> plan = PLANNERS.get("default")(context).plan()  # doctest: +SKIP
     """
 
-    name = "default"
+    name = DEFAULT_PLANNER
     dim = "swin_dim"
 
     def __init__(self, context: PlanningContext) -> None:

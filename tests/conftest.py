@@ -65,8 +65,7 @@ def plan_tiny(raw_dir: Path, preprocessed: Path) -> None:
                                  preprocessed=str(preprocessed))
     plan = result.plan
     arch = dataclasses.replace(plan.architecture, feature_size=TINY_FEATURE_SIZE)
-    pretraining = dataclasses.replace(plan.pretraining, iterations=4, warmup_iterations=1,
-                                      patch_size=TINY_PATCH)
+    pretraining = dataclasses.replace(plan.pretraining, iterations=4, patch_size=TINY_PATCH)
     plan = dataclasses.replace(plan.with_configuration(patch_size=TINY_PATCH, batch_size=2),
                                architecture=arch, pretraining=pretraining)
     plan.save(result.preprocessed_dir / PLANS_FILE)

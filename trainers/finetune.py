@@ -2,47 +2,39 @@
 
 from __future__ import annotations
 
-import logging
-import shutil
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import torch
+from torch import nn
 
-from swinfuse_auto.data.augmentation import build_training_augmentation
-from swinfuse_auto.data.segmentation_data import SegmentationBatches
 from swinfuse_auto.data.step_loader import step_batches
 from swinfuse_auto.dataset.spec import parse_dataset_json
-from swinfuse_auto.errors import CheckpointError
-from swinfuse_auto.inference.fold_ensemble import EnsemblePredictor, PredictionSettings
-from swinfuse_auto.models.device import autocast_dtype
-from swinfuse_auto.models.encoder_file import check_compatible, load_encoder, transfer_into
-from swinfuse_auto.models.fold_model import FOLD_MODEL_KIND, save_fold_model
+from swinfuse_auto.inference.fold_ensemble import network_volume_predictor
+from swinfuse_auto.models.fold_model import fold_model_meta, save_fold_model
 from swinfuse_auto.models.unwrap import unwrap_model
-from swinfuse_auto.networks.factory import build_segmentation_network
 from swinfuse_auto.paths import BEST_CHECKPOINT, FINAL_CHECKPOINT, LATEST_CHECKPOINT
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.cache import CaseStore
 from swinfuse_auto.progress import Progress
-from swinfuse_auto.registry import TRAINERS
-from swinfuse_auto.training.config import TrainerConfig
+from swinfuse_auto.registry import DEFAULT_TRAINER, TRAINERS
+from swinfuse_auto.training.config import FinetuningConfig
 from swinfuse_auto.training.distributed import init_distributed
-from swinfuse_auto.training.loop import LoopSettings, TrainingLoop
-from swinfuse_auto.training.run_setup import RunLogWriter, build_adamw, wrap_distributed
-from swinfuse_auto.training.schedules import warmup_cosine
+from swinfuse_auto.training.loop import TrainingLoop
+from swinfuse_auto.training.recipe import FINE_TUNING
+from swinfuse_auto.training.run_setup import (RunLogWriter, loop_settings, optimisation,
+                                              prepare_model)
+from swinfuse_auto.training.segmentation_setup import (check_fresh_or_resume, fold_batches,
+                                                       initial_network, segmentation_batches)
 from swinfuse_auto.training.segmentation_task import PseudoDice, SegmentationTask
-from swinfuse_auto.training.self_training import PSEUDO_FOLDER, CombinedStore, plan_self_training
 from swinfuse_auto.visualization.curves import CurvePlotter
 
-logger = logging.getLogger(__name__)
 #: (epochs, iterations per epoch) when the config leaves them unset (None), by the plan's device.
 DEFAULT_BUDGET = {"cuda": (300, 250), "cpu": (10, 25)}
 
 
-@TRAINERS.register("swin_dim_finetune")
-@dataclass
+@TRAINERS.register(DEFAULT_TRAINER)
+@dataclass(kw_only=True)
 class FinetuneTrainer:
     """Trains fold ``fold`` of ``plan`` on the cases of ``train_ids``.
 
@@ -53,11 +45,16 @@ class FinetuneTrainer:
         train_ids, val_ids: the fold's split (val empty for fold 'all').
         fold: fold index or "all".
         output_dir: the fold folder.
-        config: recipe values (see TrainerConfig).
+        config: recipe values (see :class:`FinetuningConfig`).
         pretrained: encoder file to start from, or None for random initialisation.
+        device: "auto", "cpu" or "cuda".
+        progress: reports the steps of each epoch.
         unlabelled: the dataset's preprocessed unlabelled images (imagesTs), which
             self-training pseudo-labels where they are of another modality.
     """
+
+    name: ClassVar[str] = DEFAULT_TRAINER
+    stage: ClassVar[str] = FINE_TUNING
 
     plan: Plan
     dataset_json: dict[str, Any]
@@ -66,7 +63,7 @@ class FinetuneTrainer:
     val_ids: list[str]
     fold: str
     output_dir: Path
-    config: TrainerConfig = field(default_factory=lambda: FinetuneTrainer.default_config())
+    config: FinetuningConfig = field(default_factory=lambda: FinetuneTrainer.default_config())
     pretrained: Path | None = None
     device: str = "auto"
     progress: Progress | None = None
@@ -74,99 +71,38 @@ class FinetuneTrainer:
     #: tensor counts of the encoder transfer (loaded / adapted / decoder_fresh), for the log
     transfer: dict[str, int] | None = field(default=None, init=False)
 
-    name = "swin_dim_finetune"
-
     @staticmethod
-    def default_config() -> TrainerConfig:
-        return TrainerConfig(epochs=None, iterations_per_epoch=None, learning_rate=2e-4,
-                             weight_decay=1e-5, warmup_fraction=0.02, grad_clip=12.0)
+    def default_config() -> FinetuningConfig:
+        return FinetuningConfig(epochs=None, iterations_per_epoch=None, learning_rate=2e-4,
+                                weight_decay=1e-5, warmup_fraction=0.02, grad_clip=12.0)
+
+    @classmethod
+    def accepted_settings(cls) -> list[str]:
+        return FinetuningConfig.setting_names()
 
     def budget(self) -> tuple[int, int]:
         """(epochs, iterations per epoch): the config's, else the default for the device."""
         return self.config.budget(*DEFAULT_BUDGET[self.plan.target.kind])
 
-    def meta(self) -> dict[str, Any]:
-        return {"kind": FOLD_MODEL_KIND, "plan": self.plan.to_dict(),
-                "dataset_json": self.dataset_json, "fold": self.fold, "trainer": self.name,
-                "trainer_config": self.config.to_dict(), "train_ids": self.train_ids,
-                "val_ids": self.val_ids,
-                "pretrained": str(self.pretrained) if self.pretrained else None,
-                "pretrained_transfer": self.transfer}
-
-    def build_network(self) -> torch.nn.Module:
-        torch.manual_seed(self.config.seed)
-        network = build_segmentation_network(self.plan.architecture,
-                                             deep_supervision=self.config.deep_supervision)
-        if self.pretrained is not None:
-            state, meta = load_encoder(self.pretrained)
-            check_compatible(meta, self.plan, self.pretrained)
-            self.transfer = transfer_into(network, state, self.pretrained)
-        return network
-
-    def _batches(self, store: Any, case_ids: list[str], augment: bool) -> SegmentationBatches:
-        patch = self.plan.configuration.patch_size
-        augmentation = (build_training_augmentation(patch, self.config.augmentation) if augment
-                        else None)
-        return SegmentationBatches(store, case_ids, patch, self.plan.configuration.batch_size,
-                                   self.config.foreground_oversampling, augmentation,
-                                   self.config.input_scaling)
-
-    def _predictor(self, model: torch.nn.Module, device: torch.device
-                   ) -> Callable[[Any], torch.Tensor]:
-        """Whole-volume probabilities of the network being trained (for pseudo-labels)."""
-        network = unwrap_model(model)
-        ensemble = EnsemblePredictor([network], self.plan, self.dataset_json, [self.fold], device,
-                                     PredictionSettings(mirror_axes=()), self.config.input_scaling)
-
-        def predict(volume: Any) -> torch.Tensor:
-            network.eval()
-            try:
-                return ensemble.predict(volume)
-            finally:
-                network.train()
-
-        return predict
-
-    def _training_batches(self, model: torch.nn.Module, device: torch.device, context: Any,
-                          epochs: int, per_epoch: int
-                          ) -> tuple[Callable[[int], Iterator[Any]], tuple[int, ...]]:
-        """start step -> batches, and the epochs where the source changes: from the switch epoch
-        of self-training on, labelled and pseudo-labelled cases together."""
-        labelled = self._batches(self.store, self.train_ids, True)
-        schedule = plan_self_training(
-            self.config.self_training, self.config.self_training_fraction,
-            self.config.pseudo_label_confidence, epochs, self.unlabelled,
-            tuple(m.value for m in parse_dataset_json(self.dataset_json, Path()).modalities),
-            self.output_dir / PSEUDO_FOLDER)
-
-        def batches(start: int) -> Iterator[Any]:
-            source = labelled
-            if schedule is not None and start >= schedule.switch_epoch * per_epoch:
-                pseudo = schedule.pseudo_labels(self._predictor(model, device),
-                                                self.plan.architecture.num_classes, context)
-                keys = pseudo.case_keys()
-                source = self._batches(CombinedStore([(self.store, self.train_ids),
-                                                      (pseudo, keys)]),
-                                       self.train_ids + keys, True)
-            return step_batches(source, start, self.config.seed, context.rank,
-                                self.config.num_workers)
-
-        return batches, (schedule.switch_epoch,) if schedule is not None else ()
+    def meta(self, **extra: Any) -> dict[str, Any]:
+        return fold_model_meta(self.plan, self.dataset_json, self.fold, self.name,
+                               self.config.to_dict(), **extra)
 
     def build_loop(self) -> TrainingLoop:
         """Device, network (with the pre-trained encoder), data and optimiser."""
         context, device = init_distributed(self.device)
         epochs, per_epoch = self.budget()
-        network = self.build_network().to(device)
-        model = wrap_distributed(network, context, device)
-        if self.config.compile:
-            model = torch.compile(model)
-        batches, switches = self._training_batches(model, device, context, epochs, per_epoch)
-        total = epochs * per_epoch
-        warmup = max(1, int(self.config.warmup_fraction * total))
+        network, self.transfer = initial_network(self.plan, self.config, self.pretrained)
+        model = prepare_model(network.to(device), context, device, self.config.compile)
+        spec = parse_dataset_json(self.dataset_json, Path())
+        scaling = self.config.input_scaling
+        batches, switches = fold_batches(
+            self.plan, self.config, self.store, self.train_ids, self.unlabelled,
+            tuple(m.value for m in spec.modalities), self.output_dir, epochs, per_epoch,
+            context, lambda: network_volume_predictor(network, self.plan, device, scaling))
         callbacks: list[Any] = []
         if self.val_ids:
-            val = self._batches(self.store, self.val_ids, False)
+            val = segmentation_batches(self.plan, self.config, self.store, self.val_ids, False)
             callbacks.append(PseudoDice(
                 lambda start: step_batches(val, start, self.config.seed + 1, 0, 0),
                 model, device, self.plan.architecture.num_classes,
@@ -175,32 +111,30 @@ class FinetuneTrainer:
         callbacks += [RunLogWriter(self.output_dir, {"trainer": self.name, "fold": self.fold}),
                       CurvePlotter(self.output_dir / "progress.png")]
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        total = epochs * per_epoch
+        optimizer, lr_factor = optimisation(
+            model, self.config, total, max(1, int(self.config.warmup_fraction * total)))
         return TrainingLoop(
-            model=model,
-            optimizer=build_adamw(model, self.config.learning_rate, self.config.weight_decay),
-            lr_factor=lambda step: warmup_cosine(step, total, warmup),
-            loss_fn=SegmentationTask(model, device),
-            batches=batches,
-            settings=LoopSettings(epochs, per_epoch, self.config.grad_clip,
-                                  autocast_dtype(device) if self.config.amp else None,
-                                  self.progress, switches),
+            model=model, optimizer=optimizer, lr_factor=lr_factor,
+            loss_fn=SegmentationTask(model, device), batches=batches,
+            settings=loop_settings(self.config, epochs, per_epoch, device, self.progress,
+                                   switches),
             checkpoint_path=self.output_dir / LATEST_CHECKPOINT,
-            meta=self.meta(), context=context, callbacks=callbacks)
+            meta=self.meta(train_ids=self.train_ids, val_ids=self.val_ids,
+                           pretrained=str(self.pretrained) if self.pretrained else None,
+                           pretrained_transfer=self.transfer),
+            context=context, callbacks=callbacks)
 
-    def train(self, resume: bool = False) -> TrainingLoop:
-        """Train to the end of the budget; ``resume`` continues from checkpoint_latest.pt.
+    def run(self, resume: bool = False) -> nn.Module:
+        """Train to the end of the budget (``resume``: from checkpoint_latest.pt); returns the
+        trained network, in its DDP or compile wrappers if any.
 
         Raises:
             CheckpointError: a previous run exists and ``resume`` is False (nothing is
                 overwritten silently), or the checkpoint belongs to other settings.
         """
         latest = self.output_dir / LATEST_CHECKPOINT
-        if latest.exists() and not resume:
-            raise CheckpointError(f"{latest} exists: fold {self.fold} was trained before. Pass "
-                                  "--continue to resume it, or delete the fold folder to start "
-                                  "again.")
-        if not latest.exists():  # a fresh run: pseudo-labels of an earlier one are stale
-            shutil.rmtree(self.output_dir / PSEUDO_FOLDER, ignore_errors=True)
+        check_fresh_or_resume(self.output_dir, latest, self.fold, resume)
         loop = self.build_loop()
         if resume and latest.exists():
             loop.resume(latest, expect={"plan": self.plan.to_dict(),
@@ -208,7 +142,6 @@ class FinetuneTrainer:
         loop.run()
         if loop.context.is_main:
             weights = unwrap_model(loop.model).state_dict()
-            save_fold_model(self.output_dir / FINAL_CHECKPOINT, weights, self.plan,
-                            self.dataset_json, self.fold, self.name, self.config.to_dict())
+            save_fold_model(self.output_dir / FINAL_CHECKPOINT, weights, self.meta())
         loop.context.barrier()
-        return loop
+        return loop.model

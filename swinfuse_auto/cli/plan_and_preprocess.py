@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from swinfuse_auto.cli.common import add_root_flags, add_verbosity_flag, run_command
+from swinfuse_auto.registry import DEFAULT_PLANNER
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "or this machine's CPU and RAM when there is none)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="device to plan for when --gpu-memory-gb is not given")
-    parser.add_argument("--planner", default="default",
+    parser.add_argument("--planner", default=DEFAULT_PLANNER,
                         help="registered planner name (built in: default, no_dim)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     add_root_flags(parser)

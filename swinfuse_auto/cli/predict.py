@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from swinfuse_auto.cli.common import add_root_flags, add_verbosity_flag, run_command
+from swinfuse_auto.registry import DEFAULT_PLANNER, DEFAULT_TRAINER
 
 EXIT_CASES_FAILED = 1
 
@@ -23,10 +24,10 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-f", "--folds", nargs="+", metavar="FOLD",
                        help="folds to ensemble, e.g. -f 0 1 2 or -f all (default: every fold "
                             "with checkpoint_final.pt)")
-    group.add_argument("--trainer", default="swin_dim_finetune",
-                       help="trainer name of the model folder (default: swin_dim_finetune)")
-    group.add_argument("--planner", default="default",
-                       help="planner name of the model folder (default: default)")
+    group.add_argument("--trainer", default=DEFAULT_TRAINER,
+                       help=f"trainer name of the model folder (default: {DEFAULT_TRAINER})")
+    group.add_argument("--planner", default=DEFAULT_PLANNER,
+                       help=f"planner name of the model folder (default: {DEFAULT_PLANNER})")
 
 
 def build_parser() -> argparse.ArgumentParser:

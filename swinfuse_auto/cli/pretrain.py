@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from swinfuse_auto.cli.common import (add_device_flag, add_root_flags, add_verbosity_flag,
                                       run_command)
+from swinfuse_auto.registry import DEFAULT_PLANNER, DEFAULT_PRETRAINER
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,11 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--extra", nargs=2, action="append", metavar=("DIR", "MODALITY"),
                         help="an extra folder of unlabelled images and their modality (CT, MR "
                              "or other); repeat for several folders")
-    parser.add_argument("--planner", default="default", help="planner whose plan to use")
-    parser.add_argument("--trainer", default="swin_dim_pretrain",
-                        help="registered pre-training recipe")
+    parser.add_argument("--planner", default=DEFAULT_PLANNER, help="planner whose plan to use")
+    parser.add_argument("--trainer", default=DEFAULT_PRETRAINER,
+                        help=f"registered pre-training recipe (default: {DEFAULT_PRETRAINER})")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides",
-                        help="override a trainer config value, e.g. --set num_workers=4")
+                        help="change a setting of the pre-training recipe, e.g. --set "
+                             "learning_rate=1e-3 --set density_matching_weight=0.5; a key the "
+                             "recipe does not read is refused with the list of those it does")
     parser.add_argument("--restart", action="store_true",
                         help="discard an existing or interrupted pre-training run")
     parser.add_argument("-np", "--num-processes", type=int, default=1, metavar="N",

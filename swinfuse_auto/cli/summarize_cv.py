@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from swinfuse_auto.cli.common import add_root_flags, add_verbosity_flag, run_command
+from swinfuse_auto.registry import DEFAULT_PLANNER, DEFAULT_TRAINER
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,8 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "mean), decide per class whether keeping the largest connected component "
                     "improves the cross-validation Dice, and store that for predict.")
     parser.add_argument("dataset", help="dataset folder name, numeric id or path")
-    parser.add_argument("--trainer", default="swin_dim_finetune", help="trainer of the model")
-    parser.add_argument("--planner", default="default", help="planner of the model")
+    parser.add_argument("--trainer", default=DEFAULT_TRAINER, help="trainer of the model")
+    parser.add_argument("--planner", default=DEFAULT_PLANNER, help="planner of the model")
     add_root_flags(parser)
     add_verbosity_flag(parser)
     return parser

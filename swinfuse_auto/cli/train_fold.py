@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from swinfuse_auto.cli.common import (add_device_flag, add_root_flags, add_verbosity_flag,
                                       run_command)
+from swinfuse_auto.registry import DEFAULT_PLANNER, DEFAULT_TRAINER
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,9 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pretrain", default="auto", metavar="auto|none|PATH",
                         help="auto: the dataset's pre-trained encoder, created once if missing; "
                              "none: random initialisation; PATH: a pretrained_encoder.pt")
-    parser.add_argument("--trainer", default="swin_dim_finetune",
-                        help="registered fine-tuning recipe")
-    parser.add_argument("--planner", default="default", help="planner whose plan to use")
+    parser.add_argument("--trainer", default=DEFAULT_TRAINER,
+                        help=f"registered fine-tuning recipe (default: {DEFAULT_TRAINER})")
+    parser.add_argument("--planner", default=DEFAULT_PLANNER, help="planner whose plan to use")
     parser.add_argument("--preset", default=None, metavar="NAME",
                         help="named settings of the recipe, applied before --set (built in: "
                              "nnunet_intensity, shape_over_intensity, cross_modality; default: "
@@ -38,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="optimiser steps per epoch, at least 1 (default: 250 on a GPU, 25 "
                              "on a CPU)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides",
-                        help="override a trainer config value, e.g. --set learning_rate=1e-4")
+                        help="change a setting of the fine-tuning recipe, e.g. --set "
+                             "learning_rate=1e-4 --set augmentation.gin_probability=0.5; a key "
+                             "the recipe does not read is refused with the list of those it does")
     parser.add_argument("--continue", action="store_true", dest="continue_training",
                         help="resume from the fold's checkpoint_latest.pt")
     parser.add_argument("--no-validation", action="store_true",

@@ -223,3 +223,25 @@ class EnsemblePredictor:
             self.num_classes, self.settings.step_fraction, self._window_batch_size(),
             self.settings.use_gaussian, self.device, self._output_device(tensor.shape[1:]),
             progress)
+
+
+def network_volume_predictor(network: nn.Module, plan: Plan, device: torch.device,
+                             input_scaling: str = "plan"
+                             ) -> Callable[[np.ndarray | torch.Tensor], torch.Tensor]:
+    """Whole-volume probabilities of one network (no mirroring), e.g. the one being trained.
+
+    The network is put in eval mode for each volume and returned to the mode it was in, so a
+    training run can predict between its steps (self-training's pseudo-labels).
+    """
+    ensemble = EnsemblePredictor([network], plan, {}, ["current"], device,
+                                 PredictionSettings(mirror_axes=()), input_scaling)
+
+    def predict(volume: np.ndarray | torch.Tensor) -> torch.Tensor:
+        was_training = network.training
+        network.eval()
+        try:
+            return ensemble.predict(volume)
+        finally:
+            network.train(was_training)
+
+    return predict

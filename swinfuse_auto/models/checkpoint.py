@@ -1,10 +1,11 @@
 """Checkpoints that are safe to load and never half-written.
 
 A checkpoint is one ``torch.save`` file holding only tensors, state dicts of tensors and numbers,
-and one JSON string with the metadata (plan, configs, registry names, RNG states of numpy and
-Python: :mod:`swinfuse_auto.training.rng_state`). It loads with ``torch.load(weights_only=True)``, so a checkpoint from somewhere else
-cannot run code. Writing goes to a temporary name, then ``os.replace``: killing the process at any
-moment leaves either the old checkpoint or the new one.
+and one JSON string with the metadata (plan, configs, registry names, and the RNG states of
+numpy and Python that the training loop keeps there). It loads with
+``torch.load(weights_only=True)``, so a checkpoint from somewhere else cannot run code. Writing
+goes to a temporary name, then ``os.replace``: killing the process at any moment leaves either
+the old checkpoint or the new one.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from swinfuse_auto.models.unwrap import unwrap_model
 from swinfuse_auto.networks.architecture import SwinArchitecture
 from swinfuse_auto.networks.factory import build_segmentation_network
 from swinfuse_auto.networks.transfer import load_encoder_weights
+from swinfuse_auto.plans.migrations import migrate_architecture
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.typed_json import to_jsonable
 
@@ -72,19 +73,23 @@ def save_encoder(path: Path, model: nn.Module, plan: Plan, data_seen: dict[str, 
 
 
 def load_encoder(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Encoder tensors and adaptation block of a file written by :func:`save_encoder`."""
+    """Encoder tensors and adaptation block of a file written by :func:`save_encoder`.
+
+    The architecture of a file written before plan schema 3 is read with the names of today
+    (``patch_embed_stride``), as an old plan is.
+    """
     tensors, meta = load_checkpoint(path)
     if meta.get("kind") != ENCODER_KIND or "encoder" not in tensors:
         raise CheckpointError(f"{path} is not a pre-trained Swin-DIM encoder (kind "
                               f"{meta.get('kind')!r}); pass a pretrained_encoder.pt.")
-    return tensors["encoder"], meta
+    return tensors["encoder"], {**meta, "architecture": migrate_architecture(meta["architecture"])}
 
 
 def check_compatible(meta: dict[str, Any], plan: Plan, source: Path) -> None:
     """Fail early when the encoder's architecture cannot serve this plan's network."""
     encoder = SwinArchitecture.from_dict(meta["architecture"])
     target = plan.architecture
-    fields = ("feature_size", "depths", "num_heads", "window_size", "patch_size", "dim")
+    fields = ("feature_size", "depths", "num_heads", "window_size", "patch_embed_stride", "dim")
     differing = [f for f in fields if getattr(encoder, f) != getattr(target, f)]
     if differing:
         raise CheckpointError(

@@ -63,13 +63,18 @@ class FoldModel:
         return network.to(device).eval()
 
 
-def save_fold_model(path: Path, state_dict: dict[str, torch.Tensor], plan: Plan,
-                    dataset_json: dict[str, Any], fold: int | str, trainer: str,
-                    trainer_config: dict[str, Any], extra_meta: dict[str, Any] | None = None
+def fold_model_meta(plan: Plan, dataset_json: dict[str, Any], fold: int | str, trainer: str,
+                    trainer_config: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The metadata that makes a checkpoint a fold model (``extra`` is kept for the record)."""
+    return {"kind": FOLD_MODEL_KIND, "plan": plan.to_dict(), "dataset_json": dataset_json,
+            "fold": str(fold), "trainer": trainer, "trainer_config": trainer_config, **extra}
+
+
+def save_fold_model(path: Path, state_dict: dict[str, torch.Tensor], meta: dict[str, Any]
                     ) -> None:
-    meta = {"kind": FOLD_MODEL_KIND, "plan": plan.to_dict(), "dataset_json": dataset_json,
-            "fold": str(fold), "trainer": trainer, "trainer_config": trainer_config,
-            **(extra_meta or {})}
+    """Write a fold model: ``state_dict`` plus ``meta`` from :func:`fold_model_meta`."""
+    if meta.get("kind") != FOLD_MODEL_KIND:
+        raise ValueError("save_fold_model needs the metadata of fold_model_meta()")
     save_checkpoint(path, {"model": state_dict}, meta)
 
 

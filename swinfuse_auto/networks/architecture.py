@@ -24,7 +24,7 @@ DIM_VARIANTS: dict[str, frozenset[str]] = {
     "none": frozenset(),
 }
 
-_INT_FIELDS = ("in_channels", "num_classes", "feature_size", "window_size", "patch_size")
+_INT_FIELDS = ("in_channels", "num_classes", "feature_size", "window_size", "patch_embed_stride")
 _TUPLE_FIELDS = ("depths", "num_heads")
 _REQUIRED = ("in_channels", "num_classes")
 
@@ -40,7 +40,8 @@ class SwinArchitecture:
         depths: Swin blocks per stage.
         num_heads: attention heads per stage; must divide that stage's channels.
         window_size: attention window edge in tokens (shrunk where a map is smaller).
-        patch_size: patch-embedding stride; the UNETR decoder supports 2 only.
+        patch_embed_stride: stride (and kernel) of the patch embedding; the UNETR decoder
+            supports 2 only. (Not a crop: crops are ``patch_size`` in the plan.)
         dim: domain-invariance module variant, a key of :data:`DIM_VARIANTS` ("none" for ablations).
         drop_path_rate: stochastic-depth rate reached by the last block (linear ramp).
         gradient_checkpointing: recompute Swin blocks in the backward pass to save memory.
@@ -61,7 +62,7 @@ class SwinArchitecture:
     depths: tuple[int, ...] = (2, 2, 2, 2)
     num_heads: tuple[int, ...] = (3, 6, 12, 24)
     window_size: int = 7
-    patch_size: int = 2
+    patch_embed_stride: int = 2
     dim: str = "swin_dim"
     drop_path_rate: float = 0.0
     gradient_checkpointing: bool = False
@@ -71,9 +72,9 @@ class SwinArchitecture:
             if getattr(self, name) < 1:
                 raise PlanError(f"architecture.{name}: must be at least 1, found "
                                 f"{getattr(self, name)}.")
-        if self.patch_size != 2:
-            raise PlanError(f"architecture.patch_size: the UNETR decoder supports 2 only, found "
-                            f"{self.patch_size}.")
+        if self.patch_embed_stride != 2:
+            raise PlanError(f"architecture.patch_embed_stride: the UNETR decoder supports 2 "
+                            f"only, found {self.patch_embed_stride}.")
         if not self.depths or len(self.depths) != len(self.num_heads):
             raise PlanError(f"architecture.depths and architecture.num_heads must have the same, "
                             f"non-zero length (one entry per stage); found {list(self.depths)} and "
@@ -104,7 +105,7 @@ class SwinArchitecture:
     @property
     def input_divisor(self) -> int:
         """Every input axis must divide by this: the patch embedding and one 2x merge per stage."""
-        return self.patch_size * 2 ** len(self.depths)
+        return self.patch_embed_stride * 2 ** len(self.depths)
 
     @property
     def dim_parts(self) -> frozenset[str]:
@@ -130,9 +131,9 @@ class SwinArchitecture:
             nearest = tuple(max(div, int(round(s / div)) * div) for s in shape)
             raise PlanError(
                 f"Input size {shape} (z, y, x) does not fit a Swin encoder with "
-                f"{len(self.depths)} stages and patch size {self.patch_size}: every axis must be "
-                f"a positive multiple of {div}, which axis {', '.join(bad)} is not. Crop or pad to "
-                f"{nearest}, or let the planner choose the patch size.")
+                f"{len(self.depths)} stages and patch-embedding stride {self.patch_embed_stride}: "
+                f"every axis must be a positive multiple of {div}, which axis {', '.join(bad)} is "
+                f"not. Crop or pad to {nearest}, or let the planner choose the patch size.")
         if math.prod(s // div for s in shape) <= 1:
             raise PlanError(
                 f"Input size {shape} leaves a single voxel at the 1/{div} bottleneck, where "

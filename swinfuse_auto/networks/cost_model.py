@@ -69,7 +69,7 @@ def count_parameters(arch: SwinArchitecture) -> int:
     Kept in step with the modules by a test that compares it with the built network.
     """
     fs, cin, w = arch.feature_size, arch.in_channels, arch.window_size
-    total = fs * cin * arch.patch_size ** 3 + fs  # patch embedding
+    total = fs * cin * arch.patch_embed_stride ** 3 + fs  # patch embedding
     total += _dim_parameters(fs, arch.dim_parts)
     for c, depth, heads in zip(arch.stage_channels, arch.depths, arch.num_heads):
         total += depth * (12 * c * c + 13 * c + (2 * w - 1) ** 3 * heads)  # Swin blocks

@@ -186,7 +186,8 @@ class SwinEncoder(nn.Module):
     def __init__(self, arch: SwinArchitecture) -> None:
         super().__init__()
         self.arch = arch
-        self.patch_embed = PatchEmbedding(arch.in_channels, arch.feature_size, arch.patch_size)
+        self.patch_embed = PatchEmbedding(arch.in_channels, arch.feature_size,
+                                          arch.patch_embed_stride)
         self.domain_invariance = (DomainInvarianceModule(arch.feature_size, arch.dim_parts)
                                   if arch.dim_parts else None)
         blocks = sum(arch.depths)

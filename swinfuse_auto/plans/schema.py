@@ -1,9 +1,10 @@
 """The plan's dataclasses and their JSON form (``plans.json``).
 
 The plan holds only decisions that depend on the data (spacing, patch, network size,
-normalisation, folds, pre-training budget), each with the reason it was taken. Training-recipe
-values that do not depend on the data (learning rate of fine-tuning, epochs) belong to the
-trainer's config; runtime flags (device, fold, resume) are never plan keys.
+normalisation, folds, pre-training budget and crop), each with the reason it was taken.
+Training-recipe values that do not depend on the data (learning rates, warm-up, loss weights,
+epochs) belong to the recipe's config (:mod:`swinfuse_auto.training.config`); runtime flags
+(device, fold, resume) are never plan keys.
 """
 
 from __future__ import annotations
@@ -81,23 +82,19 @@ class ConfigurationPlan:
 
 @dataclass(frozen=True)
 class PretrainingPlan:
-    """The self-supervised Swin-DIM recipe sized for this dataset and device.
+    """The self-supervised pre-training budget and data sized for this dataset and device.
 
     ``patch_size`` is the pre-training crop, planned apart from the fine-tuning patch: the
     rotation task turns crops by multiples of 90 degrees, which keeps the shape only in a plane
     whose two axes are equal, and each step holds two views of ``batch_size`` crops.
     ``batch_size`` is at least 2: NT-Xent needs negatives, and a batch must hold every modality
-    for the density-matching term.
+    for the density-matching term. The optimisation (learning rate, warm-up, loss weights) is
+    not data-dependent and belongs to the pre-training recipe's config, not here.
     """
 
     iterations: int
     batch_size: int
     patch_size: tuple[int, int, int]
-    learning_rate: float = 4e-4
-    weight_decay: float = 0.1
-    warmup_iterations: int = 50
-    density_matching_weight: float = 1.0  # the paper sums the four losses
-    contrastive_temperature: float = 0.5
     modality_normalization: dict[str, NormalizationPlan] = field(default_factory=dict)
 
     def validate(self, path: str) -> None:

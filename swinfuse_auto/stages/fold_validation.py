@@ -24,13 +24,13 @@ from swinfuse_auto.paths import VALIDATION_FOLDER
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.cache import CaseStore
 from swinfuse_auto.progress import Progress, start_progress
-from swinfuse_auto.training.config import TrainerConfig
+from swinfuse_auto.training.config import FinetuningConfig
 
 logger = logging.getLogger(__name__)
 
 
 def validate_fold(fold_dir: Path, raw_dir: Path, model: nn.Module, plan: Plan, store: CaseStore,
-                  case_ids: list[str], config: TrainerConfig, progress: Progress | None = None
+                  case_ids: list[str], config: FinetuningConfig, progress: Progress | None = None
                   ) -> dict[str, Any]:
     """Predict ``case_ids`` with ``model``, write ``validation/CASE.nii.gz`` and the summary."""
     network = unwrap_model(model)

@@ -22,12 +22,12 @@ from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.cache import LABELLED_FOLDER, UNLABELLED_FOLDER, CaseStore
 from swinfuse_auto.preprocessing.extra_folders import preprocess_extra_folder
 from swinfuse_auto.progress import Progress
-from swinfuse_auto.registry import TRAINERS
+from swinfuse_auto.registry import DEFAULT_PLANNER, DEFAULT_PRETRAINER
 from swinfuse_auto.training.config import require_positive
 from swinfuse_auto.training.distributed import init_distributed
+from swinfuse_auto.training.recipe import PRETRAINING, recipe_config, recipe_for_stage
 
 logger = logging.getLogger(__name__)
-PRETRAIN_TRAINER = "swin_dim_pretrain"
 
 
 @contextmanager
@@ -63,23 +63,26 @@ def parse_extra(extra: Sequence[Sequence[str]] | None) -> list[tuple[Path, str]]
     return result
 
 
-def run_pretraining(dataset: str | os.PathLike[str], planner: str = "default",
-             iterations: int | None = None, extra: Sequence[Sequence[str]] | None = None,
-             trainer: str = PRETRAIN_TRAINER, config_overrides: list[str] | None = None,
-             device: str = "auto", num_processes: int = 1, restart: bool = False,
-             preprocessed: str | None = None, results: str | None = None, raw: str | None = None,
-             progress: Progress | None = None) -> Path:
+def run_pretraining(dataset: str | os.PathLike[str], planner: str = DEFAULT_PLANNER,
+                    iterations: int | None = None, extra: Sequence[Sequence[str]] | None = None,
+                    trainer: str = DEFAULT_PRETRAINER, config_overrides: list[str] | None = None,
+                    device: str = "auto", num_processes: int = 1, restart: bool = False,
+                    preprocessed: str | None = None, results: str | None = None,
+                    raw: str | None = None, progress: Progress | None = None) -> Path:
     """Pre-train the dataset's Swin-DIM encoder; returns the path of ``pretrained_encoder.pt``.
 
-    Resumes an interrupted run unless ``restart``; a finished run is reused as it is.
+    Resumes an interrupted run unless ``restart``; a finished run is reused as it is. The
+    arguments are those of :func:`swinfuse_auto.api.pretrain`, with ``progress`` a callback.
 
     Raises:
-        ConfigError: a budget below 1 step (``iterations`` or the config), an unknown trainer,
-            a plan of another planner or a bad ``extra`` folder; checked before anything runs.
+        ConfigError: a budget below 1 step (``iterations`` or the config), a setting the recipe
+            does not accept, a recipe of another stage, a plan of another planner or a bad
+            ``extra`` folder; checked before anything runs.
+        RegistryError: an unknown recipe.
     """
     require_positive("pretrain: iterations", iterations, "Pass --iterations N with N >= 1")
-    recipe = TRAINERS.get(trainer)
-    config = recipe.default_config().with_overrides(config_overrides)
+    recipe = recipe_for_stage(trainer, PRETRAINING)
+    config = recipe_config(recipe, config_overrides)
     location = resolve_dataset(dataset, raw=raw, preprocessed=preprocessed, results=results,
                                require=("preprocessed", "results"))
     assert location.preprocessed_dir is not None and location.results_dir is not None
@@ -104,5 +107,6 @@ def run_pretraining(dataset: str | os.PathLike[str], planner: str = "default",
             stores.append(preprocess_extra_folder(directory, modality, plan,
                                                   location.preprocessed_dir, num_processes,
                                                   progress))
-        return recipe(plan, [s for s in stores if s.case_ids()], output, config, iterations,
-                      device, progress).run(resume=not restart)
+        runner = recipe(plan=plan, stores=[s for s in stores if s.case_ids()], output_dir=output,
+                        config=config, iterations=iterations, device=device, progress=progress)
+        return runner.run(resume=not restart)

@@ -6,17 +6,50 @@ reproducible as the crops themselves and cost no data-loader time.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from swinfuse_auto.data.pretraining_data import MIN_PRETRAINING_BATCH
+from swinfuse_auto.data.pretraining_data import MIN_PRETRAINING_BATCH, minimum_batch_size
 from swinfuse_auto.data.ssl_views import make_views
 from swinfuse_auto.errors import ConfigError
-from swinfuse_auto.training.ssl_losses import (DENSITY_GROUPS, PretrainingLossWeights,
-                                               combine_losses, density_matching_loss,
-                                               inpainting_loss, nt_xent_loss, rotation_loss)
+from swinfuse_auto.training.ssl_losses import (DENSITY_GROUPS, DENSITY_MODALITIES,
+                                               PretrainingLossWeights, combine_losses,
+                                               density_matching_loss, inpainting_loss, nt_xent_loss,
+                                               rotation_loss)
+
+logger = logging.getLogger(__name__)
+
+
+def batch_size_for(planned: int, modalities: list[str]) -> int:
+    """The plan's batch, raised (loudly) when the pool holds more modalities than it was
+    planned for, e.g. MR images added with ``--extra`` to a CT-only plan."""
+    needed = minimum_batch_size(modalities)
+    if planned < needed:
+        logger.warning("pre-training batch raised from %d to %d crop pairs so that every batch "
+                       "holds every modality (%s) and contrastive coding has a negative; a step "
+                       "costs more time and memory than the plan's estimate", planned, needed,
+                       ", ".join(modalities))
+    return max(planned, needed)
+
+
+def density_weight_for(weight: float, modalities: list[str]) -> float:
+    """The density-matching weight, or 0 with a loud warning when it cannot be computed.
+
+    The term compares CT with MR embeddings; with one of them missing it would be a constant 0
+    that looks like perfect alignment in the log, so it is switched off and said so instead.
+    """
+    missing = [m for m in DENSITY_MODALITIES if m not in modalities]
+    if weight > 0 and missing:
+        logger.warning("the density-matching term (CT/MR alignment, SwinFUSE's invariance loss) "
+                       "is OFF: the pre-training images hold no %s (found: %s). Add images of "
+                       "that modality (imagesTs cases tagged in case_channel_names, or pretrain "
+                       "--extra DIR %s) to align the modalities.", " or ".join(missing),
+                       ", ".join(modalities), missing[0])
+        return 0.0
+    return weight
 
 
 @dataclass

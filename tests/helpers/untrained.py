@@ -17,7 +17,7 @@ from swinfuse_auto import __version__
 from swinfuse_auto.dataset.modality import Modality
 from swinfuse_auto.dataset.spec import parse_dataset_json
 from swinfuse_auto.io.atomic import write_json
-from swinfuse_auto.models.fold_model import save_fold_model
+from swinfuse_auto.models.fold_model import fold_model_meta, save_fold_model
 from swinfuse_auto.networks.architecture import SwinArchitecture
 from swinfuse_auto.networks.factory import build_segmentation_network
 from swinfuse_auto.paths import FINAL_CHECKPOINT, fold_folder_name
@@ -87,7 +87,8 @@ def write_untrained_model(model_dir: Path, plan: Plan, dataset_json: dict[str, A
             torch.manual_seed(seed + index)
             network = build_segmentation_network(plan.architecture)
         save_fold_model(model_dir / fold_folder_name(fold) / FINAL_CHECKPOINT,
-                        network.state_dict(), plan, dataset_json, fold, UNTRAINED, {})
+                        network.state_dict(),
+                        fold_model_meta(plan, dataset_json, fold, UNTRAINED, {}))
     plan.save(model_dir / "plans.json")
     write_json(model_dir / "dataset.json", dataset_json)
     return model_dir

@@ -18,7 +18,6 @@ from swinfuse_auto.paths import ENCODER_FILE
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.cache import LABELLED_FOLDER, UNLABELLED_FOLDER, CaseStore
 from swinfuse_auto.stages.invariance import fixed_crops, load_encoder_network, modality_divergence
-from swinfuse_auto.training.config import TrainerConfig
 from trainers.pretrain import PretrainTrainer
 
 DATASET = "Dataset990_SwinfuseExample"
@@ -30,13 +29,13 @@ def _trainer(roots: dict[str, str], output: Path, iterations: int, per_epoch: in
     plan = Plan.load(pre / "plans.json")
     if density_weight is not None:
         # a short run learns visibly only with a larger step than the 100k-step recipe's
-        plan = dataclasses.replace(plan, pretraining=dataclasses.replace(
-            plan.pretraining, density_matching_weight=density_weight, learning_rate=2e-3))
+        config = {**config, "density_matching_weight": density_weight, "learning_rate": 2e-3}
     stores = [CaseStore(pre / LABELLED_FOLDER), CaseStore(pre / UNLABELLED_FOLDER)]
     base = dataclasses.replace(PretrainTrainer.default_config(), iterations_per_epoch=per_epoch,
                                num_workers=0, amp=False)
-    return PretrainTrainer(plan, stores, output, dataclasses.replace(base, **config), iterations,
-                           "cpu")
+    return PretrainTrainer(plan=plan, stores=stores, output_dir=output,
+                           config=dataclasses.replace(base, **config), iterations=iterations,
+                           device="cpu")
 
 
 def _encoder_tensors(path: Path) -> dict[str, torch.Tensor]:

@@ -13,7 +13,7 @@ import pytest
 from swinfuse_auto.cli.pretrain import main as pretrain_main
 from swinfuse_auto.cli.train_fold import main as train_fold_main
 from swinfuse_auto.errors import ConfigError
-from swinfuse_auto.training.config import TrainerConfig
+from swinfuse_auto.training.config import FinetuningConfig
 from trainers.finetune import DEFAULT_BUDGET, FinetuneTrainer
 
 DATASET = "Dataset990_SwinfuseExample"
@@ -84,6 +84,6 @@ def test_unset_budget_is_none_and_takes_the_device_default() -> None:
 @pytest.mark.parametrize("field", ["epochs", "iterations_per_epoch"])
 def test_config_itself_refuses_zero(field: str) -> None:
     with pytest.raises(ConfigError, match=f"'{field}' is 0"):
-        TrainerConfig(**{field: 0})
+        FinetuningConfig(**{field: 0})
     with pytest.raises(ConfigError, match=f"'{field}' is -1"):
-        TrainerConfig.from_dict({field: -1})
+        FinetuningConfig.from_dict({field: -1})

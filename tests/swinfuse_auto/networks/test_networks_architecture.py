@@ -29,7 +29,7 @@ def test_round_trip_through_json() -> None:
     ({"in_channels": 1, "num_classes": 2, "feature_size": 16}, "architecture.num_heads[0]"),
     ({"in_channels": 1, "num_classes": 2, "dim": "swin-dim"}, "Did you mean 'swin_dim'"),
     ({"in_channels": 1, "num_classes": 2, "depths": [2, 2]}, "same, non-zero length"),
-    ({"in_channels": 1, "num_classes": 2, "patch_size": 4}, "supports 2 only"),
+    ({"in_channels": 1, "num_classes": 2, "patch_embed_stride": 4}, "supports 2 only"),
     ({"in_channels": 0, "num_classes": 2}, "architecture.in_channels: must be at least 1"),
 ])
 def test_from_dict_names_the_bad_key(data: dict, fragment: str) -> None:

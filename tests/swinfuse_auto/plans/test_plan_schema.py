@@ -72,6 +72,7 @@ def test_schema_1_plan_migrates_to_a_rotatable_pretraining_crop() -> None:
     assert plan.pretraining.patch_size == (32, 96, 96)
     assert plan.pretraining.batch_size == 2
     assert plan.to_dict()["schema_version"] == SCHEMA_VERSION
+    assert plan.architecture.patch_embed_stride == 2  # through 2 -> 3 as well
 
 
 def test_pretraining_crop_without_rotation_plane_is_explained(plan_dict: dict) -> None:
@@ -83,3 +84,49 @@ def test_pretraining_crop_without_rotation_plane_is_explained(plan_dict: dict) -
     data["pretraining"]["batch_size"] = 1
     with pytest.raises(PlanError, match="pretraining.batch_size: must be at least 2"):
         Plan.from_dict(data)
+
+
+STORED_V2_PLAN = Path(__file__).parent / "data" / "plans_v2_example.json"
+#: The optimisation values a schema-2 plan held in its pre-training block (issue 13).
+MOVED = ("learning_rate", "weight_decay", "warmup_iterations", "density_matching_weight",
+         "contrastive_temperature")
+
+
+def test_schema_2_plan_migrates_to_3() -> None:
+    """A plan as the default planner wrote it before schema 3 (the example data on a CPU): the
+    architecture's patch_size is the patch-embedding stride, and the pre-training block held
+    the optimisation, which now belongs to the recipe's config."""
+    stored = json.loads(STORED_V2_PLAN.read_text())
+    assert stored["schema_version"] == 2 and stored["architecture"]["patch_size"] == 2
+    assert set(MOVED) <= set(stored["pretraining"])
+    plan = Plan.from_dict(stored)
+    data = plan.to_dict()
+    assert data["schema_version"] == SCHEMA_VERSION == 3
+    assert plan.architecture.patch_embed_stride == 2 and "patch_size" not in data["architecture"]
+    assert not set(MOVED) & set(data["pretraining"])
+    assert set(data["pretraining"]) == {"iterations", "batch_size", "patch_size",
+                                        "modality_normalization"}
+    assert (plan.pretraining.iterations, plan.pretraining.batch_size,
+            plan.pretraining.patch_size) == (404, 2, (32, 64, 32))
+    assert plan.digest() == Plan.from_dict(data).digest()  # the cache stays valid
+    kept = {k: v for k, v in stored.items() if k not in ("schema_version", "architecture",
+                                                          "pretraining")}
+    assert {k: data[k] for k in kept} == kept
+
+
+def test_a_changed_schema_2_optimisation_value_is_reported_with_its_set(
+        caplog: pytest.LogCaptureFixture) -> None:
+    stored = json.loads(STORED_V2_PLAN.read_text())
+    stored["pretraining"]["learning_rate"] = 0.001
+    stored["pretraining"]["warmup_iterations"] = 7
+    with caplog.at_level("WARNING", logger="swinfuse_auto.plans.migrations"):
+        Plan.from_dict(stored)
+    text = caplog.text
+    assert "pretrain --set learning_rate=0.001" in text
+    assert "pretrain --set max_warmup_iterations=7" in text
+    assert "weight_decay" not in text  # the planner's own values need no word
+
+
+def test_the_architecture_names_its_stride_not_a_patch(plan_dict: dict) -> None:
+    assert plan_dict["architecture"]["patch_embed_stride"] == 2
+    assert "patch_size" not in plan_dict["architecture"]
