@@ -42,7 +42,8 @@ def build_model(kind: str, feature_size: int, in_channels: int = 1, num_classes:
         from monai.networks.nets import SwinUNETR
         return SwinUNETR(in_channels=in_channels, out_channels=num_classes,
                          feature_size=feature_size)
-    from swinfuse_auto.networks import SwinArchitecture, build_segmentation_network
+    from swinfuse_auto.networks.architecture import SwinArchitecture
+    from swinfuse_auto.networks.factory import build_segmentation_network
     arch = SwinArchitecture(in_channels, num_classes, feature_size=feature_size, dim=kind)
     return build_segmentation_network(arch)
 

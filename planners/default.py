@@ -18,8 +18,8 @@ from swinfuse_auto.networks.architecture import SwinArchitecture
 from swinfuse_auto.networks.cost_model import estimate_step_seconds_cpu, estimate_training_memory_gb
 from swinfuse_auto.plans.context import PlanningContext
 from swinfuse_auto.plans.crop_rules import has_rotation_plane, pretraining_crop_for
-from swinfuse_auto.plans.schema import (ENCODER_DIVISOR, SCHEMA_VERSION, ConfigurationPlan,
-                                        NormalizationPlan, Plan, PretrainingPlan, ResamplingPlan)
+from swinfuse_auto.plans.schema import (SCHEMA_VERSION, ConfigurationPlan, NormalizationPlan, Plan,
+                                        PretrainingPlan, ResamplingPlan)
 from swinfuse_auto.plans.targets import CPU_STEP_SECONDS
 from swinfuse_auto.registry import DEFAULT_PLANNER, PLANNERS
 
@@ -133,23 +133,22 @@ class DefaultPlanner:
     def patch_size(self, arch: SwinArchitecture, spacing: tuple[float, float, float],
                    median_shape: Shape3D) -> Shape3D:
         """Aspect from the spacing, clipped to the median shape, shrunk until a batch of 2 fits."""
+        div = arch.input_divisor  # every axis a multiple of the encoder's down-sampling
         aspect = 1.0 / np.array(spacing)
         start = aspect * (INITIAL_PATCH_VOXELS / np.prod(aspect)) ** (1 / 3)
-        ceiling = [max(ENCODER_DIVISOR, int(round(m / ENCODER_DIVISOR)) * ENCODER_DIVISOR)
-                   for m in median_shape]
-        patch = [min(c, max(ENCODER_DIVISOR, int(s // ENCODER_DIVISOR) * ENCODER_DIVISOR))
-                 for s, c in zip(start, ceiling)]
-        if all(p == ENCODER_DIVISOR for p in patch):  # a 1-voxel bottleneck breaks instance norm
-            patch[int(np.argmax(median_shape))] = 2 * ENCODER_DIVISOR
+        ceiling = [max(div, int(round(m / div)) * div) for m in median_shape]
+        patch = [min(c, max(div, int(s // div) * div)) for s, c in zip(start, ceiling)]
+        if all(p == div for p in patch):  # a 1-voxel bottleneck breaks instance norm
+            patch[int(np.argmax(median_shape))] = 2 * div
         while not self.fits(arch, tuple(patch), 2 if self.context.target.kind == "cuda" else 1):
-            ratios = [p / m if p > ENCODER_DIVISOR else -1 for p, m in zip(patch, median_shape)]
+            ratios = [p / m if p > div else -1 for p, m in zip(patch, median_shape)]
             axis = int(np.argmax(ratios))
-            if ratios[axis] < 0 or _bottleneck_voxels(patch) <= 2:
+            if ratios[axis] < 0 or _bottleneck_voxels(patch, div) <= 2:
                 break
-            patch[axis] -= ENCODER_DIVISOR
+            patch[axis] -= div
         self.reasons["patch_size"] = (
             f"aspect 1/spacing from {INITIAL_PATCH_VOXELS} voxels, clipped to the median shape "
-            f"{list(median_shape)}, each axis a multiple of {ENCODER_DIVISOR}, shrunk along the axis "
+            f"{list(median_shape)}, each axis a multiple of {div}, shrunk along the axis "
             f"largest relative to the median shape until the measured cost model fits "
             f"{self.context.target.memory_budget_gb} GB on {self.context.target.kind}")
         return tuple(patch)  # type: ignore[return-value]
@@ -190,18 +189,18 @@ class DefaultPlanner:
 
         Two equal axes in one plane let the rotation task turn every crop by 90 degrees
         (SwinFUSE and Tang et al. pre-train on cubes), so a patch without such a plane gets
-        square in-plane axes; a step holds two views of ``batch`` crops. Shrinking takes 32
-        voxels off the axis (or equal pair of axes) largest relative to the median shape, keeps
+        square in-plane axes; a step holds two views of ``batch`` crops. Shrinking takes one
+        encoder divisor (32 voxels) off the axis (or equal pair of axes) largest relative to the median shape, keeps
         the rotation plane and never reaches a one-voxel bottleneck.
         """
+        div = arch.input_divisor
         crop = pretraining_crop_for(patch)
         while not self.fits(arch, crop, 2 * batch):
             candidates = []
             for axes in ((0,), (1,), (2,), (1, 2), (0, 1), (0, 2)):
-                smaller = tuple(c - ENCODER_DIVISOR if a in axes else c
-                                for a, c in enumerate(crop))
-                if (min(smaller) >= ENCODER_DIVISOR and has_rotation_plane(smaller)
-                        and _bottleneck_voxels(list(smaller)) > 1):
+                smaller = tuple(c - div if a in axes else c for a, c in enumerate(crop))
+                if (min(smaller) >= div and has_rotation_plane(smaller)
+                        and _bottleneck_voxels(list(smaller), div) > 1):
                     score = max(crop[a] / median_shape[a] for a in axes)
                     candidates.append((score, smaller))
             if not candidates:
@@ -268,5 +267,5 @@ class DefaultPlanner:
                     self.finetuning_preset(), dict(self.reasons))
 
 
-def _bottleneck_voxels(patch: list[int]) -> int:
-    return math.prod(p // ENCODER_DIVISOR for p in patch)
+def _bottleneck_voxels(patch: list[int], divisor: int) -> int:
+    return math.prod(p // divisor for p in patch)

@@ -7,6 +7,7 @@ Plans are edited by hand, so a typo must fail loudly at load time with the exact
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
 from typing import Any, TypeVar, Union
@@ -27,6 +28,17 @@ def to_jsonable(obj: Any) -> Any:
     if hasattr(obj, "value") and type(obj).__module__ != "builtins":
         return obj.value
     return obj
+
+
+def _unknown_keys(cls: type, path: str, unknown: list[str], valid: list[str]) -> str:
+    """The first unknown key with its JSON path and the closest valid name (a typo, mostly), or
+    its new name when ``cls.RENAMED_KEYS`` says it was renamed."""
+    where = f"{path}.{unknown[0]}" if path else unknown[0]
+    renamed = getattr(cls, "RENAMED_KEYS", {}).get(unknown[0])
+    close = [renamed] if renamed else difflib.get_close_matches(unknown[0], valid, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    more = f" (unknown too: {', '.join(unknown[1:])})" if len(unknown) > 1 else ""
+    return f"{where}: unknown key.{hint} Valid keys: {', '.join(valid)}.{more}"
 
 
 def _fail(path: str, expected: str, value: Any) -> PlanError:
@@ -93,10 +105,9 @@ def from_jsonable(cls: type[T], data: Any, path: str = "") -> T:
         raise _fail(path, "an object", data)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(set(map(str, data)) - set(fields))
     if unknown:
-        raise PlanError(f"{path or '(top level)'}: unknown key(s) {unknown}; valid keys are "
-                        f"{sorted(fields)}.")
+        raise PlanError(_unknown_keys(cls, path, unknown, sorted(fields)))
     kwargs = {}
     for name, field in fields.items():
         sub = f"{path}.{name}" if path else name

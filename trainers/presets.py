@@ -14,10 +14,10 @@ preset the plan names for its dataset (``finetuning_preset``, with the reason) i
 
 from __future__ import annotations
 
-from swinfuse_auto.registry import TRAINER_PRESETS
+from swinfuse_auto.registry import DEFAULT_TRAINER, TRAINER_PRESETS
 from swinfuse_auto.training.config import TrainerPreset
 
-FINETUNE = "swin_dim_finetune"
+FINETUNE = DEFAULT_TRAINER
 
 NNUNET_INTENSITY = TrainerPreset(FINETUNE, {
     "input_scaling": "plan", "augmentation.gin_probability": 0.3,

@@ -21,7 +21,7 @@ Example:
     >>> from swinfuse_auto import api
     >>> api.plan_and_preprocess("Dataset501_Liver", verify=True)  # doctest: +SKIP
     >>> encoder = api.pretrain("Dataset501_Liver")  # doctest: +SKIP
-    >>> fold_dir = api.train_fold("Dataset501_Liver", 0, pretrain_choice=str(encoder))  # doctest: +SKIP
+    >>> fold = api.train_fold("Dataset501_Liver", 0, pretrain_choice=str(encoder))  # doctest: +SKIP
     >>> model = api.load_model(dataset="Dataset501_Liver", folds=[0])  # doctest: +SKIP
     >>> report = api.predict_folder("new_cases", "segmentations", model)  # doctest: +SKIP
 """

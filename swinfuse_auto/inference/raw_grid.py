@@ -2,14 +2,15 @@
 
 Resampling the whole volume back (``F.interpolate`` on all K channels, then un-cropping)
 materialises every class at the raw size: for a 512 x 512 x 600 CT with 8 classes, 5 GB before
-the arg-max. Here the same interpolation (linear, nearest-exact along the anisotropic axis, ``align_corners=False``:
-the inverse of preprocessing) is done in float32 on whatever device holds the probabilities (the
-GPU after GPU inference), in two separable steps: in-plane (bilinear ``F.interpolate``) on a
-bounded slab of input slices, then along z one output plane at a time, each plane arg-maxed and
-copied out at once. Only a slab and the output are ever resident, so peak memory is the
-network-space probabilities plus one label map, whatever the class count, and the per-plane work
-runs on cache-sized arrays. Trilinear interpolation is a product of linear ones, so this gives
-what ``F.interpolate`` gives on the whole volume, up to float rounding.
+the arg-max. Here the same interpolation (linear, nearest-exact along the anisotropic axis,
+``align_corners=False``: the inverse of preprocessing) is done in float32 on whatever device
+holds the probabilities (the GPU after GPU inference), in two separable steps: in-plane
+(bilinear ``F.interpolate``) on a bounded slab of input slices, then along z one output plane at
+a time, each plane arg-maxed and copied out at once. Only a slab and the output are ever
+resident, so peak memory is the network-space probabilities plus one label map, whatever the
+class count, and the per-plane work runs on cache-sized arrays. Trilinear interpolation is a
+product of linear ones, so this gives what ``F.interpolate`` gives on the whole volume, up to
+float rounding.
 
 Outside the crop-to-nonzero box the image was empty: the label there is background and the
 background probability is 1.

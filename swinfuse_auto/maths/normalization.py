@@ -7,8 +7,9 @@
   restricted to the non-zero region when cropping removed much of the image, so that the zero
   background does not dominate the statistics.
 
-The plan says which scheme each channel gets (:class:`swinfuse_auto.plans.schema.NormalizationPlan`);
-the schemes read only the three fields of :class:`NormalizationSpec`, so this module needs no plan.
+The plan says which scheme each channel gets
+(:class:`swinfuse_auto.plans.schema.NormalizationPlan`); the schemes read only the three fields
+of :class:`NormalizationSpec`, so this module needs no plan.
 """
 
 from __future__ import annotations

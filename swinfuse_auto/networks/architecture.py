@@ -10,10 +10,11 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from swinfuse_auto.errors import PlanError
+from swinfuse_auto.typed_json import from_jsonable, to_jsonable
 
 #: Names accepted by ``SwinArchitecture.dim``: the full module, its one-part-off ablations, or none.
 DIM_VARIANTS: dict[str, frozenset[str]] = {
@@ -25,8 +26,6 @@ DIM_VARIANTS: dict[str, frozenset[str]] = {
 }
 
 _INT_FIELDS = ("in_channels", "num_classes", "feature_size", "window_size", "patch_embed_stride")
-_TUPLE_FIELDS = ("depths", "num_heads")
-_REQUIRED = ("in_channels", "num_classes")
 
 
 @dataclass(frozen=True)
@@ -66,6 +65,9 @@ class SwinArchitecture:
     dim: str = "swin_dim"
     drop_path_rate: float = 0.0
     gradient_checkpointing: bool = False
+
+    #: Old key -> new key, for the did-you-mean of a hand-edited plan.
+    RENAMED_KEYS: ClassVar[dict[str, str]] = {"patch_size": "patch_embed_stride"}
 
     def __post_init__(self) -> None:
         for name in _INT_FIELDS:
@@ -112,78 +114,50 @@ class SwinArchitecture:
         """The parts of the domain-invariance module this variant switches on."""
         return DIM_VARIANTS[self.dim]
 
-    def check_input_size(self, shape_zyx: Sequence[int]) -> None:
+    def check_input_size(self, shape_zyx: Sequence[int], path: str = "") -> None:
         """Raise unless a crop of this spatial shape can pass through encoder and decoder.
 
         Each patch merging halves an axis, and the skip connections need exact halves, so every
         axis must divide by :attr:`input_divisor`; instance norm at the bottleneck needs more than
         one voxel there.
 
+        Args:
+            shape_zyx: the crop.
+            path: where the crop comes from (``configuration.patch_size``), to start messages.
+
         Raises:
             PlanError: the shape is not three axes, not divisible, or leaves a 1-voxel bottleneck.
         """
         shape = tuple(int(s) for s in shape_zyx)
         div = self.input_divisor
+        where = f"{path}: " if path else ""
         if len(shape) != 3:
-            raise PlanError(f"Input size must have 3 spatial axes (z, y, x), but it is {shape}.")
+            raise PlanError(f"{where}Input size must have 3 spatial axes (z, y, x), but it is "
+                            f"{shape}.")
         bad = [axis for axis, s in zip("zyx", shape) if s < div or s % div]
         if bad:
             nearest = tuple(max(div, int(round(s / div)) * div) for s in shape)
             raise PlanError(
-                f"Input size {shape} (z, y, x) does not fit a Swin encoder with "
+                f"{where}Input size {shape} (z, y, x) does not fit a Swin encoder with "
                 f"{len(self.depths)} stages and patch-embedding stride {self.patch_embed_stride}: "
                 f"every axis must be a positive multiple of {div}, which axis {', '.join(bad)} is "
                 f"not. Crop or pad to {nearest}, or let the planner choose the patch size.")
         if math.prod(s // div for s in shape) <= 1:
             raise PlanError(
-                f"Input size {shape} leaves a single voxel at the 1/{div} bottleneck, where "
+                f"{where}Input size {shape} leaves a single voxel at the 1/{div} bottleneck, where "
                 f"instance normalisation is undefined; make one axis at least {2 * div}, "
                 f"e.g. {(2 * div,) + shape[1:]}.")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (tuples become lists)."""
-        data = asdict(self)
-        for name in _TUPLE_FIELDS:
-            data[name] = list(data[name])
-        return data
+        return to_jsonable(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], path: str = "architecture") -> SwinArchitecture:
-        """Validated inverse of :meth:`to_dict`; ``path`` prefixes the key in error messages.
+        """Validated inverse of :meth:`to_dict`, through the plan's own JSON reader
+        (:mod:`swinfuse_auto.typed_json`); ``path`` prefixes the key in error messages.
 
         Raises:
             PlanError: an unknown or missing key, a wrong type or a violated constraint.
         """
-        if not isinstance(data, Mapping):
-            raise PlanError(f"{path}: expected an object, found {type(data).__name__}.")
-        names = [f.name for f in fields(cls)]
-        for key in data:
-            if key not in names:
-                close = difflib.get_close_matches(str(key), names, n=1)
-                hint = f" Did you mean '{close[0]}'?" if close else ""
-                raise PlanError(f"{path}.{key}: unknown key.{hint} Valid keys: {', '.join(names)}.")
-        for key in _REQUIRED:
-            if key not in data:
-                raise PlanError(f"{path}.{key}: required key is missing.")
-        return cls(**{key: _checked(key, value, f"{path}.{key}") for key, value in data.items()})
-
-
-def _checked(key: str, value: Any, where: str) -> Any:
-    """Type-check one JSON value; bools are rejected where numbers are expected."""
-    if key in _INT_FIELDS:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise PlanError(f"{where}: expected an integer, found {value!r}.")
-        return value
-    if key in _TUPLE_FIELDS:
-        if not isinstance(value, (list, tuple)) or any(
-                isinstance(v, bool) or not isinstance(v, int) for v in value):
-            raise PlanError(f"{where}: expected a list of integers, found {value!r}.")
-        return tuple(value)
-    if key == "drop_path_rate":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise PlanError(f"{where}: expected a number, found {value!r}.")
-        return float(value)
-    expected = bool if key == "gradient_checkpointing" else str
-    if not isinstance(value, expected):
-        raise PlanError(f"{where}: expected {expected.__name__}, found {value!r}.")
-    return value
+        return from_jsonable(cls, dict(data) if isinstance(data, Mapping) else data, path)

@@ -1,15 +1,15 @@
 """Shape rules every planned crop obeys, as pure functions shared by the planner and migrations.
 
-The Swin encoder halves the grid five times (patch embedding 2, then four 2x merges), so every
-axis is a multiple of 32. The rotation task of pre-training turns a crop by multiples of 90
-degrees, which keeps its shape only in a plane whose two axes are equal.
+The rotation task of pre-training turns a crop by multiples of 90 degrees, which keeps its shape
+only in a plane whose two axes are equal. (That every axis divides by the encoder's total
+down-sampling is the network's own rule: :attr:`SwinArchitecture.input_divisor
+<swinfuse_auto.networks.architecture.SwinArchitecture.input_divisor>`.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-ENCODER_DIVISOR = 32  # patch embedding 2 x four 2x merges
 #: Planes of a (z, y, x) crop, in the order the rotation task prefers them: axial first.
 ROTATION_PLANES_ZYX: tuple[tuple[int, int], ...] = ((1, 2), (0, 2), (0, 1))
 

@@ -19,19 +19,9 @@ from swinfuse_auto.errors import PlanError
 from swinfuse_auto.io.atomic import read_json, write_json
 from swinfuse_auto.maths.normalization import NORMALIZATIONS
 from swinfuse_auto.networks.architecture import SwinArchitecture
-from swinfuse_auto.plans.crop_rules import ENCODER_DIVISOR, has_rotation_plane, square_in_plane
+from swinfuse_auto.plans.crop_rules import has_rotation_plane, square_in_plane
 from swinfuse_auto.plans.migrations import CURRENT_VERSION as SCHEMA_VERSION, migrate
 from swinfuse_auto.typed_json import from_jsonable, to_jsonable
-
-
-def check_patch_size(patch: tuple[int, ...], path: str) -> None:
-    """Every axis a multiple of the encoder's divisor, and a bottleneck of more than one voxel."""
-    if any(s % ENCODER_DIVISOR for s in patch):
-        raise PlanError(f"{path}: every axis must be a multiple of {ENCODER_DIVISOR} for the Swin "
-                        f"encoder, found {list(patch)}.")
-    if all(s == ENCODER_DIVISOR for s in patch):
-        raise PlanError(f"{path}: {list(patch)} leaves a 1-voxel bottleneck (instance norm "
-                        "fails); make one axis at least 64.")
 
 
 @dataclass(frozen=True)
@@ -71,7 +61,6 @@ class ConfigurationPlan:
     resampling: ResamplingPlan = field(default_factory=ResamplingPlan)
 
     def validate(self, path: str) -> None:
-        check_patch_size(self.patch_size, f"{path}.patch_size")
         if self.batch_size < 1:
             raise PlanError(f"{path}.batch_size: must be at least 1, found {self.batch_size}.")
         for i, norm in enumerate(self.normalization):
@@ -98,7 +87,6 @@ class PretrainingPlan:
     modality_normalization: dict[str, NormalizationPlan] = field(default_factory=dict)
 
     def validate(self, path: str) -> None:
-        check_patch_size(self.patch_size, f"{path}.patch_size")
         if not has_rotation_plane(self.patch_size):
             raise PlanError(f"{path}.patch_size: {list(self.patch_size)} has no plane with two "
                             "equal axes, so 90-degree rotations would change its shape; make y "
@@ -135,8 +123,10 @@ class Plan:
     reasons: dict[str, str] = field(default_factory=dict)
 
     def validate(self, path: str) -> None:
-        self.architecture.check_input_size(self.configuration.patch_size)
-        self.architecture.check_input_size(self.pretraining.patch_size)
+        """Both crops must fit the network: the architecture knows its own input rule."""
+        self.architecture.check_input_size(self.configuration.patch_size,
+                                           "configuration.patch_size")
+        self.architecture.check_input_size(self.pretraining.patch_size, "pretraining.patch_size")
         if self.architecture.in_channels != len(self.configuration.normalization):
             raise PlanError(f"architecture.in_channels ({self.architecture.in_channels}) must equal "
                             f"the number of channels in configuration.normalization "

@@ -13,7 +13,3 @@ def warmup_cosine(step: int, total_steps: int, warmup_steps: int, floor: float =
     progress = min(max(progress, 0.0), 1.0)
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
-
-def poly(step: int, total_steps: int, exponent: float = 0.9) -> float:
-    """nnU-Net's polynomial decay."""
-    return (1 - min(step, total_steps) / max(1, total_steps)) ** exponent

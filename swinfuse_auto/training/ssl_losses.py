@@ -1,7 +1,7 @@
 """Self-supervised pre-training losses: Tang et al.'s three tasks plus the SwinFUSE density term.
 
-Each loss is a pure function of tensors, registered in :data:`SSL_LOSSES` under the same name as
-its field in :class:`PretrainingLossWeights`, so a trainer can log every part and sum them with
+Each loss is a pure function of tensors; its part of the total is named like its field in
+:class:`PretrainingLossWeights`, so a trainer can log every part and sum them with
 :func:`combine_losses`. Losses are computed in float32 whatever the autocast dtype: NT-Xent's
 log-sum-exp and the KDE's exponentials are the first things bf16 breaks.
 
@@ -34,7 +34,7 @@ clouds that differ only in their correlations; ``directions`` addresses that.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import torch
@@ -43,9 +43,6 @@ from torch import Tensor
 
 from swinfuse_auto.dataset.modality import MODALITY_INDEX, Modality
 from swinfuse_auto.errors import ConfigError
-from swinfuse_auto.registry import Registry
-
-SSL_LOSSES: Registry[Callable[..., Tensor]] = Registry("ssl loss")
 
 #: The two modalities the density-matching term compares, and their codes in ``modality_ids``.
 DENSITY_MODALITIES: tuple[str, str] = (Modality.CT.value, Modality.MR.value)
@@ -56,7 +53,6 @@ _GRID_MARGIN = 3.0  # the KDE grid extends this many bandwidths beyond the sampl
 _TINY_DENSITY = 1e-30  # keeps log() finite where both KDEs underflow; identical for p and q
 
 
-@SSL_LOSSES.register("inpainting")
 def inpainting_loss(reconstruction: Tensor, target: Tensor, mask: Tensor | None = None,
                     unmasked_weight: float = 0.1) -> Tensor:
     """L1 reconstruction loss of the inpainting task.
@@ -91,7 +87,6 @@ def inpainting_loss(reconstruction: Tensor, target: Tensor, mask: Tensor | None 
     return (weight * error).sum() / weight.sum().clamp_min(1e-12)
 
 
-@SSL_LOSSES.register("rotation")
 def rotation_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """Cross-entropy of the 4-class rotation head (0, 90, 180, 270 degrees).
 
@@ -108,7 +103,6 @@ def rotation_loss(logits: Tensor, labels: Tensor) -> Tensor:
     return F.cross_entropy(logits.float(), labels.long())
 
 
-@SSL_LOSSES.register("contrastive")
 def nt_xent_loss(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
     """SimCLR's normalised temperature-scaled cross-entropy between two views.
 
@@ -143,7 +137,6 @@ def nt_xent_loss(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
     return F.cross_entropy(logits, torch.cat([index + n, index]))
 
 
-@SSL_LOSSES.register("density_matching")
 def density_matching_loss(embeddings: Tensor, modality_ids: Tensor,
                           bandwidth: float | None = None, num_points: int = 64,
                           directions: Tensor | None = None, min_bandwidth: float = 1e-3,
@@ -238,7 +231,7 @@ def _kde_on_grid(samples: Tensor, grid: Tensor, h: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class PretrainingLossWeights:
-    """Weight of each pre-training loss; field names match the :data:`SSL_LOSSES` names.
+    """Weight of each pre-training loss; the field names are the names of the loss parts.
 
     Tang et al. weigh their three tasks 1/1/1; the density term is kept small (0.1) because it
     is bounded by ln 2 and, with a handful of samples per modality, noisy.
@@ -270,7 +263,7 @@ def combine_losses(parts: Mapping[str, Tensor], weights: PretrainingLossWeights)
     trainer passes exactly what it computed and logs the same dictionary.
 
     Args:
-        parts: scalar losses keyed by their :data:`SSL_LOSSES` name.
+        parts: scalar losses keyed by their :class:`PretrainingLossWeights` field name.
         weights: the weight of each name.
 
     Raises:

@@ -1,8 +1,9 @@
 """Training curves as a PNG, drawn with Pillow (already installed with batchgenerators), so the
 package needs no plotting library.
 
-Two panels: losses per epoch (train loss, Dice and CE parts) and the validation pseudo-Dice with
-its moving average, each with its own axis range, ticks and a legend.
+Two panels: losses per epoch (train loss, its Dice-loss and cross-entropy parts) and the
+validation pseudo-Dice (a score: higher is better) with its moving average, each with its own
+axis range, ticks and a legend.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def plot_history(history: Sequence[dict[str, float]], path: Path) -> None:
     def column(key: str) -> list[float]:
         return [h[key] for h in history if key in h]
 
-    losses = {k: column(k) for k in ("loss", "dice", "ce") if column(k)}
+    losses = {k: column(k) for k in ("loss", "dice_loss", "ce_loss") if column(k)}
     quality = {k: column(k) for k in ("pseudo_dice", "pseudo_dice_ema") if column(k)}
     image = Image.new("RGB", (PANEL[0], 2 * PANEL[1]), "white")
     draw = ImageDraw.Draw(image)

@@ -61,6 +61,8 @@ def test_self_training_changes_only_the_epochs_after_the_switch(
     assert not (off_dir / "pseudo_labels").exists()
     log = json.loads((on_dir / "training_log.json").read_text())
     assert len(log["epochs"]) == 2
+    assert {"loss", "dice_loss", "ce_loss"} <= set(log["epochs"][0])
+    assert "dice" not in log["epochs"][0]  # a loss, not a Dice score
 
     pre = Path(tiny_roots["preprocessed"]) / DATASET
     images = CaseStore(pre / UNLABELLED_FOLDER)

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from swinfuse_auto.errors import PlanError
-from swinfuse_auto.networks import SwinArchitecture, SwinDIMUNETR
+from swinfuse_auto.networks.architecture import SwinArchitecture
 from swinfuse_auto.networks.cost_model import (count_parameters, estimate_step_seconds_cpu,
                                                estimate_training_memory_gb)
+from swinfuse_auto.networks.unetr import SwinDIMUNETR
 
 PATCHES = [(32, 64, 64), (64, 64, 64), (64, 96, 96), (96, 96, 96), (128, 128, 128)]
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from swinfuse_auto.errors import CheckpointError
-from swinfuse_auto.networks import (SwinArchitecture, build_pretraining_model,
-                                    build_segmentation_network, inflate_input_channels,
-                                    load_encoder_weights)
+from swinfuse_auto.networks.architecture import SwinArchitecture
+from swinfuse_auto.networks.factory import build_pretraining_model, build_segmentation_network
+from swinfuse_auto.networks.transfer import inflate_input_channels, load_encoder_weights
 
 ENCODER_TENSORS = 132  # stem 2 + DIM 14 + 8 blocks x 13 + 4 mergings x 3
 DIM_TENSORS = 14

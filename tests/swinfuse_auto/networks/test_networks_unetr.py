@@ -1,14 +1,14 @@
-"""Segmentation network and pre-training model: shapes, gradients, deep supervision, registry."""
+"""Segmentation network and pre-training model: shapes, gradients, deep supervision."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from swinfuse_auto.errors import ConfigError, RegistryError
-from swinfuse_auto.networks import (NETWORKS, SwinArchitecture, build_network,
-                                    build_pretraining_model, build_segmentation_network)
+from swinfuse_auto.errors import ConfigError
+from swinfuse_auto.networks.architecture import SwinArchitecture
 from swinfuse_auto.networks.dim import DomainInvarianceModule
+from swinfuse_auto.networks.factory import build_pretraining_model, build_segmentation_network
 
 SHAPE = (32, 64, 32)
 LIGHT = {"feature_size": 4, "num_heads": (1, 2, 2, 4)}  # attention cost grows with heads, not F
@@ -24,10 +24,10 @@ def _wake_dim(model: torch.nn.Module) -> None:
                         p.fill_(0.1)
 
 
-@pytest.mark.parametrize("name", ["swin_dim_unetr", "swin_dim_pretraining"])
-def test_every_registered_network_trains_all_parameters(name: str) -> None:
+@pytest.mark.parametrize("build", [build_segmentation_network, build_pretraining_model])
+def test_every_network_trains_all_parameters(build: object) -> None:
     torch.manual_seed(0)
-    model = build_network(name, SwinArchitecture(2, 3, **LIGHT))
+    model = build(SwinArchitecture(2, 3, **LIGHT))  # type: ignore[operator]
     _wake_dim(model)
     out = model(torch.randn(2, 2, *SHAPE))  # batch norm of the projection: 2 rows
     tensors = [out] if isinstance(out, torch.Tensor) else list(vars(out).values())
@@ -77,8 +77,3 @@ def test_contrastive_projections_do_not_share_one_direction() -> None:
     assert (pooled @ pooled.T).min() > 0.9  # the common component is there ...
     assert (unit @ unit.T).min() < 0.5  # ... and the projection removes it
 
-
-def test_registry_lookup_suggests_names() -> None:
-    assert NETWORKS.names() == ["swin_dim_pretraining", "swin_dim_unetr"]
-    with pytest.raises(RegistryError, match="Did you mean 'swin_dim_unetr'"):
-        NETWORKS.get("swin_dim_unet")

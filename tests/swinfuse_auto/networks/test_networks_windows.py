@@ -8,8 +8,7 @@ import math
 import pytest
 import torch
 
-from swinfuse_auto.networks.windows import (effective_window, relative_position_index,
-                                            window_layout)
+from swinfuse_auto.networks.windows import effective_window, relative_position_index, window_layout
 
 
 def _window_ids(shape: tuple[int, int, int], window: int, shift: int) -> torch.Tensor:

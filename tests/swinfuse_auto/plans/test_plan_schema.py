@@ -25,11 +25,14 @@ def test_plan_survives_json_objects_json_unchanged(plan_dict: dict) -> None:
 
 @pytest.mark.parametrize("path,value,message", [
     (("configuration", "patch_size"), [48, 64, 64], "configuration.patch_size"),
-    (("configuration", "patch_size"), [32, 32, 32], "1-voxel bottleneck"),
+    (("configuration", "patch_size"), [32, 32, 32],
+     "configuration.patch_size: Input size (32, 32, 32) leaves a single voxel"),
     (("configuration", "batch_size"), "2", "configuration.batch_size: expected an integer"),
     (("configuration", "normalization", 0, "scheme"), "zscroe", "unknown scheme 'zscroe'"),
     (("architecture", "feature_size"), 0, "feature_size"),
-    (("target", "kind_of"), "x", "unknown key(s) ['kind_of']"),
+    (("target", "kind_of"), "x", "target.kind_of: unknown key. Did you mean 'kind'?"),
+    (("architecture", "patch_size"), 2, "architecture.patch_size: unknown key. Did you mean "
+                                        "'patch_embed_stride'?"),
 ])
 def test_invalid_plans_name_the_json_path(plan_dict: dict, path: tuple, value: object,
                                           message: str) -> None:

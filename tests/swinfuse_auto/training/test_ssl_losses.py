@@ -5,9 +5,8 @@ import math
 import pytest
 import torch
 
-from swinfuse_auto.errors import ConfigError, RegistryError
+from swinfuse_auto.errors import ConfigError
 from swinfuse_auto.training.ssl_losses import (
-    SSL_LOSSES,
     PretrainingLossWeights,
     combine_losses,
     density_matching_loss,
@@ -26,13 +25,6 @@ def _clouds(n: int, dim: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.T
 
 def _ids(n_ct: int, n_mr: int) -> torch.Tensor:
     return torch.tensor([0] * n_ct + [1] * n_mr)
-
-
-def test_registry_names_match_the_weight_fields() -> None:
-    assert SSL_LOSSES.names() == sorted(vars(PretrainingLossWeights()))
-    assert SSL_LOSSES.get("contrastive") is nt_xent_loss
-    with pytest.raises(RegistryError, match="rotation"):
-        SSL_LOSSES.get("rotaton")
 
 
 def test_inpainting_is_whole_crop_l1_or_mask_weighted() -> None:

@@ -54,7 +54,7 @@ def test_slices_follow_the_segmentation_without_a_reference(tmp_path: Path) -> N
 
 
 def test_training_curves_png_is_drawn(tmp_path: Path) -> None:
-    history = [{"loss": 2.0 - 0.1 * i, "dice": 0.9 - 0.05 * i, "ce": 1.1 - 0.05 * i,
+    history = [{"loss": 2.0 - 0.1 * i, "dice_loss": 0.9 - 0.05 * i, "ce_loss": 1.1 - 0.05 * i,
                 "pseudo_dice": 0.1 * i, "pseudo_dice_ema": 0.05 * i} for i in range(5)]
     plot_history(history, tmp_path / "progress.png")
     rgb = np.asarray(Image.open(tmp_path / "progress.png").convert("RGB"))
