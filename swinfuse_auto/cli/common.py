@@ -8,10 +8,11 @@ import logging
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 from swinfuse_auto.errors import SwinfuseError
 
+T = TypeVar("T")
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 WRAP_WIDTH = 100
@@ -51,6 +52,27 @@ def add_device_flag(parser: argparse.ArgumentParser) -> None:
 
 def add_verbosity_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug-level logging")
+
+
+def add_training_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that end ``pretrain`` and ``train_fold``: device, progress, roots, verbosity."""
+    add_device_flag(parser)
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_root_flags(parser)
+    add_verbosity_flag(parser)
+
+
+def run_training_stage(args: argparse.Namespace, stage: Callable[[], T]) -> T:
+    """Run a training stage once its results folder is known to take the checkpoints, and leave
+    a torchrun process group cleanly on every rank, however the stage ends."""
+    from swinfuse_auto.stages.output_space import check_training_output
+    from swinfuse_auto.training.distributed import shutdown_distributed
+
+    check_training_output(args.dataset, args.raw, args.preprocessed, args.results)
+    try:
+        return stage()
+    finally:
+        shutdown_distributed()
 
 
 class _CurrentStderrHandler(logging.StreamHandler):

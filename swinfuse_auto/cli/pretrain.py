@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from swinfuse_auto.cli.common import (add_device_flag, add_root_flags, add_verbosity_flag,
-                                      run_command)
+from swinfuse_auto.cli.common import add_training_flags, run_command, run_training_stage
 from swinfuse_auto.registry import DEFAULT_PLANNER, DEFAULT_PRETRAINER
 
 
@@ -36,27 +35,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="discard an existing or interrupted pre-training run")
     parser.add_argument("-np", "--num-processes", type=int, default=1, metavar="N",
                         help="processes for preprocessing the --extra folders")
-    add_device_flag(parser)
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    add_root_flags(parser)
-    add_verbosity_flag(parser)
+    add_training_flags(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     from swinfuse_auto.api import pretrain
-    from swinfuse_auto.stages.output_space import check_training_output
-    from swinfuse_auto.training.distributed import shutdown_distributed
 
-    check_training_output(args.dataset, args.raw, args.preprocessed, args.results)
-    try:  # under torchrun: leave the process group cleanly on every rank
-        path = pretrain(args.dataset, planner=args.planner, iterations=args.iterations,
-                        extra=args.extra, trainer=args.trainer, config_overrides=args.overrides,
-                        device=args.device, num_processes=args.num_processes,
-                        restart=args.restart, preprocessed=args.preprocessed,
-                        results=args.results, raw=args.raw, progress=not args.no_progress)
-    finally:
-        shutdown_distributed()
+    path = run_training_stage(args, lambda: pretrain(
+        args.dataset, planner=args.planner, iterations=args.iterations, extra=args.extra,
+        trainer=args.trainer, config_overrides=args.overrides, device=args.device,
+        num_processes=args.num_processes, restart=args.restart,
+        preprocessed=args.preprocessed, results=args.results, raw=args.raw,
+        progress=not args.no_progress))
     print(f"pre-trained encoder: {path}")
     return 0
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from swinfuse_auto.cli.common import (add_device_flag, add_root_flags, add_verbosity_flag,
-                                      run_command)
+from swinfuse_auto.cli.common import add_training_flags, run_command, run_training_stage
 from swinfuse_auto.registry import DEFAULT_PLANNER, DEFAULT_TRAINER
 
 
@@ -46,31 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="resume from the fold's checkpoint_latest.pt")
     parser.add_argument("--no-validation", action="store_true",
                         help="skip the full-volume validation at the end")
-    add_device_flag(parser)
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    add_root_flags(parser)
-    add_verbosity_flag(parser)
+    add_training_flags(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     from swinfuse_auto.api import train_fold
-    from swinfuse_auto.stages.output_space import check_training_output
-    from swinfuse_auto.training.distributed import shutdown_distributed
 
-    check_training_output(args.dataset, args.raw, args.preprocessed, args.results)
-    try:
-        fold_dir = train_fold(args.dataset, args.fold, pretrain_choice=args.pretrain,
-                              trainer=args.trainer, planner=args.planner, epochs=args.epochs,
-                              iterations_per_epoch=args.iterations_per_epoch,
-                              config_overrides=args.overrides,
-                              continue_training=args.continue_training,
-                              validate=not args.no_validation, device=args.device,
-                              raw=args.raw, preprocessed=args.preprocessed,
-                              results=args.results, progress=not args.no_progress,
-                              preset=args.preset)
-    finally:
-        shutdown_distributed()
+    fold_dir = run_training_stage(args, lambda: train_fold(
+        args.dataset, args.fold, pretrain_choice=args.pretrain, trainer=args.trainer,
+        planner=args.planner, epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
+        config_overrides=args.overrides, continue_training=args.continue_training,
+        validate=not args.no_validation, device=args.device, raw=args.raw,
+        preprocessed=args.preprocessed, results=args.results, progress=not args.no_progress,
+        preset=args.preset))
     print(f"fold {args.fold} done: {fold_dir}")
     return 0
 
