@@ -1,4 +1,4 @@
-"""End-of-fold validation: the held-out cases at full volume, exported and scored on the raw grid.
+"""End-of-fold validation: the held-out cases at full volume, mapped back to the raw grid, scored.
 
 The cases are already preprocessed (the fold's store), so validation runs exactly the inference
 of ``predict`` from that point on: sliding window with the plan's patch, Gaussian weighting and
