@@ -5,7 +5,7 @@ preset the plan names for its dataset (``finetuning_preset``, with the reason) i
 
 * ``nnunet_intensity``: nnU-Net's augmentation plus GIN at 30%, on the plan's normalisation, no
   self-training: the recipe before the cross-modality work (rows (a)-(c) of benchmarks/ood.py).
-* ``shape_over_intensity``: every image scaled by its own percentiles, class-aware
+* ``shape_over_intensity``: every image z-scored by its own statistics, class-aware
   location-scale curves (SLAug), GIN with IPA: intensity becomes an unreliable cue, shape a
   reliable one (row (d)).
 * ``cross_modality``: ``shape_over_intensity`` plus self-training on the dataset's unlabelled
@@ -25,10 +25,10 @@ NNUNET_INTENSITY = TrainerPreset(FINETUNE, {
     "self_training": "off"},
     "nnU-Net's augmentation plus GIN, the plan's normalisation, no self-training")
 SHAPE_OVER_INTENSITY = TrainerPreset(FINETUNE, {
-    "input_scaling": "percentile", "augmentation.gin_probability": 0.3,
+    "input_scaling": "image_zscore", "augmentation.gin_probability": 0.3,
     "augmentation.ipa_probability": 0.5, "augmentation.location_scale_probability": 0.5,
     "augmentation.location_scale_class_aware_probability": 0.5, "self_training": "off"},
-    "per-image percentile scaling, class-aware location-scale curves, GIN with IPA")
+    "per-image z-score, class-aware location-scale curves, GIN with IPA")
 CROSS_MODALITY = TrainerPreset(FINETUNE, {**SHAPE_OVER_INTENSITY.settings,
                                           "self_training": "auto"},
                                "shape_over_intensity plus self-training on the unlabelled images "

@@ -230,18 +230,24 @@ def network_volume_predictor(network: nn.Module, plan: Plan, device: torch.devic
                              ) -> Callable[[np.ndarray | torch.Tensor], torch.Tensor]:
     """Whole-volume probabilities of one network (no mirroring), e.g. the one being trained.
 
-    The network is put in eval mode for each volume and returned to the mode it was in, so a
-    training run can predict between its steps (self-training's pseudo-labels).
+    The network is put in eval mode, with its deep-supervision heads off (full-scale logits
+    only), for each volume and returned to its state after, so a training run can predict
+    between its steps (self-training's pseudo-labels).
     """
     ensemble = EnsemblePredictor([network], plan, {}, ["current"], device,
                                  PredictionSettings(mirror_axes=()), input_scaling)
 
     def predict(volume: np.ndarray | torch.Tensor) -> torch.Tensor:
         was_training = network.training
+        supervised = getattr(network, "deep_supervision", False)
         network.eval()
+        if supervised:
+            network.deep_supervision = False
         try:
             return ensemble.predict(volume)
         finally:
+            if supervised:
+                network.deep_supervision = True
             network.train(was_training)
 
     return predict

@@ -4,11 +4,13 @@ The plan normalises CT with the dataset's clip window and z-score (Hounsfield un
 in every scan) and MR per image (its units are arbitrary). For one modality that is right; across
 modalities it is not: a CT-trained network has only ever seen the CT numbers, and an MR volume
 arrives in another range with another histogram (after the CT clip, a third of a CT volume sits
-at the floor value; in T1 MR, fat is the brightest tissue). ``percentile`` puts every image of
-every modality on one footing: each channel is mapped linearly so that its own 0.5th and 99.5th
-percentiles become 0 and 1. For CT that is an affine map of the plan's scheme (nothing is lost);
-for MR it removes the per-scan range. The class-aware location-scale augmentation also works on
-this [0, 1] range.
+at the floor value; in T1 MR, fat is the brightest tissue). ``image_zscore`` puts every image of
+every modality on one footing: each channel is z-scored by its own mean and standard deviation,
+both taken within its 0.5th / 99.5th percentiles (so a few bright or dark outliers do not set
+the scale). It is an affine map of the plan's scheme (nothing is clipped), and the result has
+the unit spread the training augmentation's noise, contrast and gamma ranges were made for (a
+map to [0, 1], tried first, made them 3-4 times stronger relative to the image and halved the
+CT Dice of a 600-step run).
 
 The scaling is a trainer setting (stored with every fold model), applied to whole preprocessed
 volumes both when training batches are cut and when a volume is predicted, so both see the same
@@ -46,14 +48,17 @@ def plan_scaling(volume: np.ndarray) -> np.ndarray:
     return np.tile(np.array([1.0, 0.0], dtype=np.float32), (volume.shape[0], 1))
 
 
-@INPUT_SCALINGS.register("percentile")
-def percentile_scaling(volume: np.ndarray) -> np.ndarray:
-    """Each channel's own 0.5th / 99.5th percentiles -> 0 / 1 (module notes)."""
+@INPUT_SCALINGS.register("image_zscore")
+def image_zscore_scaling(volume: np.ndarray) -> np.ndarray:
+    """Each channel z-scored by its own mean and standard deviation, both taken within its
+    0.5th / 99.5th percentiles (module notes)."""
     rows = []
     for channel in volume:
-        low, high = np.percentile(_subsample(channel), PERCENTILES)
-        scale = 1.0 / max(float(high - low), _EPS)
-        rows.append((scale, -float(low) * scale))
+        sample = _subsample(channel)
+        low, high = np.percentile(sample, PERCENTILES)
+        clipped = np.clip(sample, low, high)
+        scale = 1.0 / max(float(clipped.std()), _EPS)
+        rows.append((scale, -float(clipped.mean()) * scale))
     return np.array(rows, dtype=np.float32)
 
 

@@ -170,7 +170,7 @@ class FinetuningConfig(TrainerConfig):
         validation_step_fraction: sliding-window step of the end-of-fold validation.
         validation_tta: mirror test-time augmentation in the end-of-fold validation.
         input_scaling: registered scaling of each preprocessed volume before the network
-            ("plan": none; "percentile": each image's 0.5/99.5 percentiles to 0/1).
+            ("plan": none; "image_zscore": each image z-scored by its own statistics).
         augmentation: every probability and range of the training augmentation
             (``--set augmentation.gin_probability=0.5``).
         self_training: use the unlabelled images of another modality (imagesTs) with
