@@ -12,10 +12,14 @@ what is left to learn. Each structure gets its own random intensity curve:
   appears along a label boundary that the network could learn to find instead of the organ's
   edge.
 
-Curves are cubic Bezier curves on [0, 1] whose interior control points reach beyond the unit
-square, so they may rise, fall and turn (non-monotone; values are clipped to [0, 1]); with
-probability 1/2 a curve is inverted (background: always, as in SLAug, so the body's surroundings
-never keep their CT brightness). Each sample and channel is
+Curves are cubic Bezier curves on [0, 1], inverted with probability 1/2 (background: always, as
+in SLAug, so the body's surroundings never keep their CT brightness). A class's curve has
+interior control points beyond the unit square, so it may rise, fall and turn (non-monotone):
+tissues inside the background can swap their order, as fat and muscle do between CT, T1 and T2.
+The global curve stays monotone (control points inside the square): one non-monotone curve for
+the whole image would merge organs with their surroundings and leave a label that no image
+supports (a first version did, and a 600-step CT run plateaued at half the Dice). Values are not
+clipped, so no curve flattens a range of intensities into one. Each sample and channel is
 first mapped to [0, 1] by its own 1st/99th percentiles and mapped back to that range after, so
 the stage works on any normalisation. The label is read, never changed.
 
@@ -36,8 +40,10 @@ from swinfuse_auto.errors import ConfigError
 _CURVE_POINTS = 256
 #: Percentiles mapped to 0 and 1 before the curves (robust to a few bright or dark voxels).
 _RANGE_PERCENTILES = (1.0, 99.0)
-#: Range of the interior control points' values: beyond [0, 1], so a curve can turn back.
-_CONTROL_RANGE = (-0.5, 1.5)
+#: Range of the interior control points' values: monotone curves, and class curves that may
+#: turn back.
+MONOTONE_CONTROLS = (0.0, 1.0)
+TURNING_CONTROLS = (-0.5, 1.5)
 _EPS = 1e-6
 
 
@@ -55,27 +61,28 @@ class IntensityCurve:
 
 
 def draw_curve(rng: np.random.Generator, invert_probability: float = 0.5,
+               controls_range: tuple[float, float] = MONOTONE_CONTROLS,
                scale_range: tuple[float, float] = (0.8, 1.2),
                shift_std: float = 0.1) -> IntensityCurve:
-    """A cubic Bezier curve from (0, 0) to (1, 1) guided by two random control points (values
-    clipped to [0, 1]), inverted (y -> 1 - y) with ``invert_probability``, with a random scale
-    and a Gaussian shift."""
+    """A cubic Bezier curve from (0, 0) to (1, 1) guided by two random control points whose
+    values lie in ``controls_range`` (within [0, 1]: monotone), inverted (y -> 1 - y) with
+    ``invert_probability``, with a random scale and a Gaussian shift."""
     xs = np.sort(rng.uniform(0.0, 1.0, 2))
-    ys = rng.uniform(*_CONTROL_RANGE, 2)
+    ys = rng.uniform(*controls_range, 2)
     t = np.linspace(0.0, 1.0, _CURVE_POINTS)[:, None]
     controls = np.array([[0.0, 0.0], [xs[0], ys[0]], [xs[1], ys[1]], [1.0, 1.0]])
     weights = np.concatenate([(1 - t) ** 3, 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t ** 2, t ** 3],
                              axis=1)
     curve = weights @ controls  # x(t) is increasing because the control abscissae are sorted
-    y = np.clip(curve[:, 1], 0.0, 1.0)
-    y = 1.0 - y if rng.uniform() < invert_probability else y
+    y = 1.0 - curve[:, 1] if rng.uniform() < invert_probability else curve[:, 1]
     return IntensityCurve(curve[:, 0], y, float(rng.uniform(*scale_range)),
                           float(rng.normal(0.0, shift_std)))
 
 
 def draw_curves(classes: list[int], rng: np.random.Generator) -> dict[int, IntensityCurve]:
-    """One curve per class; background (0 and below: ignored voxels) is always inverted."""
-    return {c: draw_curve(rng, invert_probability=1.0 if c <= 0 else 0.5) for c in classes}
+    """One curve per class, possibly non-monotone; background (0 and below: ignored voxels) is
+    always inverted."""
+    return {c: draw_curve(rng, 1.0 if c <= 0 else 0.5, TURNING_CONTROLS) for c in classes}
 
 
 def soft_class_weights(seg: np.ndarray, classes: list[int], sigma: float) -> np.ndarray:

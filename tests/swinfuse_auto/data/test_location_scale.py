@@ -8,8 +8,9 @@ import pytest
 from swinfuse_auto.data.augmentation import AugmentationConfig, build_training_augmentation
 from swinfuse_auto.data.intensity_augmentation import (IntensityAugmentation, apply_ipa,
                                                        draw_gin_network, draw_smooth_field)
-from swinfuse_auto.data.location_scale import (LocationScaleAugmentation, class_location_scale,
-                                               draw_curve, soft_class_weights)
+from swinfuse_auto.data.location_scale import (TURNING_CONTROLS, LocationScaleAugmentation,
+                                               class_location_scale, draw_curve,
+                                               soft_class_weights)
 from swinfuse_auto.errors import ConfigError
 from swinfuse_auto.preprocessing.input_scaling import apply_scaling, scaling_parameters
 
@@ -62,11 +63,15 @@ def test_same_seed_same_result_other_seed_differs() -> None:
     assert np.array_equal(first, again) and not np.array_equal(first, other)
 
 
-def test_curves_can_be_non_monotone_and_inverted() -> None:
+def test_class_curves_can_turn_and_the_global_curve_keeps_the_order() -> None:
     rng = np.random.default_rng(0)
-    slopes = [np.sign(np.diff(draw_curve(rng).y)) for _ in range(200)]
+    slopes = [np.sign(np.diff(draw_curve(rng, controls_range=TURNING_CONTROLS).y))
+              for _ in range(200)]
     assert any((s > 0).any() and (s < 0).any() for s in slopes)  # rises and falls
     assert any((s < 0).all() for s in slopes) and any((s > 0).all() for s in slopes)
+    for _ in range(200):  # global curves: increasing or (inverted) decreasing, never both
+        steps = np.diff(draw_curve(rng).y)
+        assert (steps >= -1e-9).all() or (steps <= 1e-9).all()
 
 
 def test_class_blending_is_smooth_at_boundaries() -> None:
