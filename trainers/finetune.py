@@ -27,6 +27,7 @@ from swinfuse_auto.training.run_setup import (RunLogWriter, loop_settings, optim
 from swinfuse_auto.training.segmentation_setup import (check_fresh_or_resume, fold_batches,
                                                        initial_network, segmentation_batches)
 from swinfuse_auto.training.segmentation_task import PseudoDice, SegmentationTask
+from swinfuse_auto.training.step_time import StepTimeCheck, estimated_step_seconds
 from swinfuse_auto.visualization.curves import CurvePlotter
 
 #: (epochs, iterations per epoch) when the config leaves them unset (None), by the plan's device.
@@ -109,7 +110,12 @@ class FinetuneTrainer:
                 self.config.validation_batches_per_epoch,
                 lambda loop: loop.save(self.output_dir / BEST_CHECKPOINT)))
         callbacks += [RunLogWriter(self.output_dir, {"trainer": self.name, "fold": self.fold}),
-                      CurvePlotter(self.output_dir / "progress.png")]
+                      CurvePlotter(self.output_dir / "progress.png"),
+                      StepTimeCheck(
+                          estimated_step_seconds(self.plan.architecture,
+                                                 self.plan.configuration.patch_size,
+                                                 self.plan.configuration.batch_size, device),
+                          "fine-tuning step")]
         self.output_dir.mkdir(parents=True, exist_ok=True)
         total = epochs * per_epoch
         optimizer, lr_factor = optimisation(

@@ -28,6 +28,7 @@ from swinfuse_auto.training.recipe import PRETRAINING
 from swinfuse_auto.training.run_setup import (RunLogWriter, epochs_for, loop_settings, optimisation,
                                               prepare_model)
 from swinfuse_auto.training.ssl_losses import PretrainingLossWeights
+from swinfuse_auto.training.step_time import StepTimeCheck, estimated_step_seconds
 
 #: Optimiser steps between two checkpoints when the config leaves iterations_per_epoch unset.
 CHECKPOINT_INTERVAL = 25
@@ -107,7 +108,11 @@ class PretrainTrainer:
                   "trainer_config": self.config.to_dict()},
             context=context,
             callbacks=[RunLogWriter(self.output_dir, {"trainer": self.name,
-                                                      "modalities": batches.modalities})])
+                                                      "modalities": batches.modalities}),
+                       StepTimeCheck(estimated_step_seconds(
+                           dataclasses.replace(self.plan.architecture, in_channels=1),
+                           planned.patch_size, 2 * batches.batch_size, device),
+                           "pre-training step (two views of each crop)")])
 
     def run(self, resume: bool = True) -> Path:
         """Train (resuming from checkpoint_latest.pt when present and ``resume``) and write the
