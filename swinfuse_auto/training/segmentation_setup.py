@@ -25,7 +25,8 @@ from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.cache import CaseStore
 from swinfuse_auto.training.config import FinetuningConfig
 from swinfuse_auto.training.distributed import DistributedContext
-from swinfuse_auto.training.self_training import PSEUDO_FOLDER, CombinedStore, plan_self_training
+from swinfuse_auto.training.self_training import (PSEUDO_FOLDER, CombinedStore, class_shares,
+                                                  plan_self_training)
 
 #: Whole-volume probabilities of the network being trained: preprocessed volume -> (K, z, y, x).
 VolumePredictor = Callable[[Any], torch.Tensor]
@@ -79,7 +80,8 @@ def fold_batches(plan: Plan, config: FinetuningConfig, store: CaseStore, train_i
     def batches(start: int) -> Iterator[Any]:
         source = labelled
         if schedule is not None and start >= schedule.switch_epoch * per_epoch:
-            pseudo = schedule.pseudo_labels(predictor(), plan.architecture.num_classes, context)
+            shares = class_shares(store, train_ids, plan.architecture.num_classes)
+            pseudo = schedule.pseudo_labels(predictor(), shares, context)
             keys = pseudo.case_keys()
             source = segmentation_batches(plan, config,
                                           CombinedStore([(store, train_ids), (pseudo, keys)]),

@@ -10,7 +10,11 @@ contrast) with its own best guess of the anatomy, which is how unsupervised adap
 
 Pseudo-labels are cleaned before use: a voxel below the confidence threshold is ignored, and
 only the largest connected component of each class is kept (organs are single connected blobs;
-scattered false positives on the other modality are the typical error). They are written to
+scattered false positives on the other modality are the typical error). A model that has not
+learnt to see an organ on the other modality labels it background, confidently: trained on,
+that would teach "no organ here". So background is trusted only in a case where every organ was
+found at a plausible size (at least :data:`MIN_SHARE_OF_EXPECTED` of its share of the labelled
+cases' voxels); elsewhere only the confident organ voxels are used. They are written to
 ``fold_X/pseudo_labels`` with a marker written last, so a resumed run reuses them instead of
 predicting again, and a run killed while writing them predicts them again from the same weights.
 """
@@ -37,6 +41,9 @@ PSEUDO_FOLDER = "pseudo_labels"
 #: Label of voxels the loss ignores (below the confidence threshold).
 IGNORE_LABEL = -1
 _DONE_FILE = "pseudo_labels.json"
+#: An organ counts as found when its pseudo-label holds at least this share of the organ's
+#: voxel share in the labelled cases (the other modality's field of view may differ).
+MIN_SHARE_OF_EXPECTED = 0.25
 _PREFIX = "pseudo:"
 
 
@@ -53,10 +60,13 @@ def other_modality_cases(store: CaseStore, training_modalities: tuple[str, ...])
     return chosen
 
 
-def clean_pseudo_label(probabilities: np.ndarray, confidence: float) -> np.ndarray:
+def clean_pseudo_label(probabilities: np.ndarray, confidence: float,
+                       expected_shares: np.ndarray | None = None) -> np.ndarray:
     """int8 labels from (K, z, y, x) probabilities: the arg-max where its probability reaches
     ``confidence``, :data:`IGNORE_LABEL` elsewhere, and for each foreground class only its
-    largest connected component (other blobs of that class become ignored)."""
+    largest connected component (other blobs of that class become ignored). With
+    ``expected_shares`` (K voxel shares of the labelled cases), background is ignored too when
+    an organ is missing or far too small (module notes)."""
     labels = probabilities.argmax(0).astype(np.int8)
     labels[probabilities.max(0) < confidence] = IGNORE_LABEL
     for value in range(1, probabilities.shape[0]):
@@ -64,7 +74,26 @@ def clean_pseudo_label(probabilities: np.ndarray, confidence: float) -> np.ndarr
         if count > 1:
             sizes = np.bincount(components.ravel())[1:]
             labels[(components > 0) & (components != 1 + int(np.argmax(sizes)))] = IGNORE_LABEL
+    if expected_shares is not None and missing_classes(labels, expected_shares):
+        labels[labels == 0] = IGNORE_LABEL
     return labels
+
+
+def missing_classes(labels: np.ndarray, expected_shares: np.ndarray) -> list[int]:
+    """Foreground classes whose share of ``labels`` is below MIN_SHARE_OF_EXPECTED of the
+    expected one."""
+    shares = np.bincount(labels[labels >= 0].ravel(), minlength=len(expected_shares)) / labels.size
+    return [k for k in range(1, len(expected_shares))
+            if shares[k] < MIN_SHARE_OF_EXPECTED * expected_shares[k]]
+
+
+def class_shares(store: Any, case_ids: list[str], num_classes: int) -> np.ndarray:
+    """Each class's share of the voxels of the labelled cases ``case_ids``."""
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for case_id in case_ids:
+        seg = store.load(case_id)[1]
+        counts += np.bincount(np.asarray(seg).ravel().clip(0), minlength=num_classes)[:num_classes]
+    return counts / max(1, counts.sum())
 
 
 @dataclass(frozen=True)
@@ -101,10 +130,11 @@ class PseudoLabelStore:
 
 
 def write_pseudo_labels(predict: Any, images: CaseStore, case_ids: list[str], folder: Path,
-                        confidence: float, num_classes: int) -> PseudoLabelStore:
+                        confidence: float, expected_shares: np.ndarray) -> PseudoLabelStore:
     """Predict ``case_ids`` of ``images`` with ``predict`` (volume -> (K, z, y, x) probabilities)
     and write the cleaned pseudo-labels; returns their store. An earlier, unfinished set is
     discarded first."""
+    num_classes = len(expected_shares)
     store = PseudoLabelStore(images, Path(folder))
     if store.folder.exists():
         shutil.rmtree(store.folder)
@@ -113,20 +143,21 @@ def write_pseudo_labels(predict: Any, images: CaseStore, case_ids: list[str], fo
     for case_id in case_ids:
         data, _, _ = images.load(case_id)
         probabilities = predict(np.array(data, dtype=np.float32)).cpu().numpy()
-        labels = clean_pseudo_label(probabilities, confidence)
+        labels = clean_pseudo_label(probabilities, confidence, expected_shares)
         with atomic_path(store.seg_path(store.key(case_id))) as tmp:
             np.save(tmp, labels)
         locations = sample_class_locations(labels, list(range(1, num_classes)),
                                            seed=zlib.crc32(case_id.encode()))
         with atomic_path(store.folder / f"{case_id}_locations.npz") as tmp, open(tmp, "wb") as f:
             np.savez(f, **{f"class_{k}": v for k, v in locations.items() if len(v)})
-        summary["cases"][case_id] = {"kept_fraction": float(np.mean(labels != IGNORE_LABEL)),
-                                     "voxels_per_class": np.bincount(
-                                         labels[labels >= 0].ravel(), minlength=num_classes
-                                     ).tolist()}
-        logger.info("pseudo-label %s: %.0f%% of voxels kept, voxels per class %s", case_id,
-                    100 * summary["cases"][case_id]["kept_fraction"],
-                    summary["cases"][case_id]["voxels_per_class"])
+        record = {"kept_fraction": float(np.mean(labels != IGNORE_LABEL)),
+                  "voxels_per_class": np.bincount(labels[labels >= 0].ravel(),
+                                                  minlength=num_classes).tolist(),
+                  "background_used": bool((labels == 0).any())}
+        summary["cases"][case_id] = record
+        logger.info("pseudo-label %s: %.0f%% of voxels kept, voxels per class %s%s", case_id,
+                    100 * record["kept_fraction"], record["voxels_per_class"],
+                    "" if record["background_used"] else " (an organ missing: background ignored)")
     write_json(store.folder / _DONE_FILE, summary)
     return store
 
@@ -163,14 +194,18 @@ class SelfTrainingSchedule:
     switch_epoch: int
     confidence: float
 
-    def pseudo_labels(self, predict: Any, num_classes: int, context: Any) -> PseudoLabelStore:
-        """The finished pseudo-labels; made now (on the main rank) unless a finished set exists."""
+    def pseudo_labels(self, predict: Any, expected_shares: np.ndarray, context: Any
+                      ) -> PseudoLabelStore:
+        """The finished pseudo-labels; made now (on the main rank) unless a finished set exists.
+
+        ``expected_shares``: each class's share of the labelled training cases' voxels.
+        """
         store = PseudoLabelStore(self.images, self.folder)
         if context.is_main and not store.is_complete():
             logger.info("self-training: pseudo-labelling %d image(s) of another modality",
                         len(self.cases))
             write_pseudo_labels(predict, self.images, self.cases, self.folder, self.confidence,
-                                num_classes)
+                                expected_shares)
         context.barrier()
         return store
 
@@ -191,15 +226,14 @@ def plan_self_training(choice: str, fraction: float, confidence: float, epochs: 
         return None
     cases = other_modality_cases(images, training_modalities) if images is not None else []
     switch = epochs - max(1, round(fraction * epochs))
-    if not cases or switch < 1:
+    problem = ("the unlabelled images (imagesTs) hold no image of another modality than the "
+               "training channels" if not cases else
+               f"{epochs} epoch(s) leave no epoch before the switch" if switch < 1 else None)
+    if problem is not None:
         if choice == "on":
-            raise ConfigError(
-                "self_training=on, but " + (f"the unlabelled images ({images.folder if images else 'imagesTs'}) "
-                                            "hold no image of another modality than the training "
-                                            "channels" if not cases else
-                                            f"{epochs} epoch(s) leave no epoch before the switch")
-                + ". Add such images to imagesTs (tagged in case_channel_names), train longer, "
-                  "or set self_training=off.")
+            raise ConfigError(f"self_training=on, but {problem}. Add such images to imagesTs "
+                              "(tagged in case_channel_names), train longer, or set "
+                              "self_training=off.")
         return None
     logger.info("self-training from epoch %d of %d on %d unlabelled image(s) of another modality",
                 switch, epochs, len(cases))

@@ -23,7 +23,8 @@ from swinfuse_auto.networks.factory import build_segmentation_network
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.preprocessing.cache import UNLABELLED_FOLDER, CaseStore
 from swinfuse_auto.training import loop as loop_module
-from swinfuse_auto.training.self_training import IGNORE_LABEL, clean_pseudo_label
+from swinfuse_auto.training.self_training import (IGNORE_LABEL, class_shares,
+                                                  clean_pseudo_label)
 
 DATASET = "Dataset990_SwinfuseExample"
 # deep supervision on: the pseudo-labels must come from the full-scale output alone
@@ -73,6 +74,8 @@ def test_self_training_changes_only_the_epochs_after_the_switch(
     assert sorted(stored["cases"]) == images.case_ids()  # every MR image, nothing else
 
     plan = Plan.load(pre / "plans.json")
+    labelled = CaseStore(pre / "3d_fullres")
+    shares = class_shares(labelled, _fold0_train_ids(pre), plan.architecture.num_classes)
     network = build_segmentation_network(plan.architecture, deep_supervision=True)
     network.load_state_dict(on[0])  # the weights at the switch
     network.deep_supervision = False
@@ -80,7 +83,7 @@ def test_self_training_changes_only_the_epochs_after_the_switch(
                                  PredictionSettings(mirror_axes=()), "image_zscore")
     for case_id in images.case_ids():
         data = np.array(images.load(case_id)[0])
-        expected = clean_pseudo_label(ensemble.predict(data).numpy(), CONFIDENCE)
+        expected = clean_pseudo_label(ensemble.predict(data).numpy(), CONFIDENCE, shares)
         labels = np.load(pseudo / f"{case_id}_seg.npy")
         assert np.array_equal(labels, expected), case_id
         assert set(np.unique(labels)) <= {IGNORE_LABEL, *range(plan.architecture.num_classes)}
@@ -96,6 +99,23 @@ def test_self_training_on_without_other_modality_images_is_explained(
                    validate=False, device="cpu",
                    config_overrides=[*FAST, "self_training=on"],
                    **{**tiny_roots, "results": str(tmp_path)})
+
+
+def _fold0_train_ids(preprocessed: Path) -> list[str]:
+    return json.loads((preprocessed / "splits_final.json").read_text())[0]["train"]
+
+
+def test_background_is_ignored_where_an_organ_was_not_found() -> None:
+    probabilities = np.zeros((3, 1, 4, 10), dtype=np.float32)
+    probabilities[0] = 1.0  # confident background everywhere ...
+    probabilities[:, 0, :, 2:4] = np.array([0.0, 1.0, 0.0])[:, None, None]  # organ of class 1
+    shares = np.array([0.6, 0.2, 0.2])
+    labels = clean_pseudo_label(probabilities, 0.8, shares)  # class 2 is missing
+    assert (labels[0, :, 2:4] == 1).all()
+    assert (labels[labels != 1] == IGNORE_LABEL).all()  # background no longer taught
+    probabilities[:, 0, :, 6:8] = np.array([0.0, 0.0, 1.0])[:, None, None]  # class 2 as well
+    labels = clean_pseudo_label(probabilities, 0.8, shares)
+    assert (labels[0, :, 0] == 0).all()
 
 
 def test_clean_pseudo_label_ignores_unsure_voxels_and_stray_blobs() -> None:
