@@ -11,13 +11,16 @@ side.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from swinfuse_auto.api.demo_budget import choose_budget, measure_step_seconds
 from swinfuse_auto.api.planning import plan_and_preprocess
 from swinfuse_auto.api.prediction import load_model, predict_folder
 from swinfuse_auto.api.training import pretrain, train_fold
@@ -28,6 +31,7 @@ from swinfuse_auto.example_data import generate_example_dataset
 from swinfuse_auto.io.atomic import read_json
 from swinfuse_auto.io.image import read_image
 from swinfuse_auto.paths import SPLITS_FILE
+from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.visualization.overlays import overlay_png
 
 logger = logging.getLogger(__name__)
@@ -35,17 +39,18 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DemoBudget:
-    """Training budget of the demo on one kind of device.
+    """Training budget of the demo on one kind of device (on a CPU: the most it may take).
 
     ``learning_rate`` replaces the fine-tuning recipe's rate (None keeps it): the recipe's 2e-4
-    suits long runs, while a few hundred CPU steps learn several times faster at 3e-3 (after 160
-    steps on the demo data: cross-entropy 0.22 at 3e-3, 0.81 at 1e-3, 1.41 at 2e-4).
+    suits long GPU runs, while a few hundred CPU steps learn every organ of the example CT at
+    1e-2 with deep supervision (benchmarks/ood.py).
     """
 
     pretrain_iterations: int
     epochs: int
     iterations_per_epoch: int
     learning_rate: float | None = None
+    deep_supervision: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,9 @@ class DemoSettings:
         device: "auto", "cpu" or "cuda".
         num_processes: worker processes of preprocessing.
         pretrain_iterations, epochs, iterations_per_epoch: the budget, overriding ``budget``.
-        budget: the budget by device kind ("cpu", "cuda").
+        budget: the budget by device kind ("cpu", "cuda"); on a CPU the most it may take.
+        minutes: on a CPU, the time the whole demo should fit: the steps are chosen from the
+            measured step time (:mod:`swinfuse_auto.api.demo_budget`); None: the fixed budget.
         progress: draw progress bars.
     """
 
@@ -74,6 +81,7 @@ class DemoSettings:
     epochs: int | None
     iterations_per_epoch: int | None
     budget: dict[str, DemoBudget]
+    minutes: float | None = None
     progress: bool = True
 
 
@@ -122,19 +130,39 @@ def _write_overlay(raw_dir: Path, case_id: str, split: str, predictions: Path,
                        reference, f"{case_id} ({split})", label_names=names)
 
 
-def _train(settings: DemoSettings, kind: str, roots: dict[str, str],
+def _timed_budget(settings: DemoSettings, plan: Plan, budget: DemoBudget, started: float,
+                  report: Callable[[str], None]) -> DemoBudget:
+    """``budget`` cut to the minutes left, from this machine's measured step times."""
+    assert settings.minutes is not None
+    steps = measure_step_seconds(plan, budget.deep_supervision)
+    left = 60 * settings.minutes - (time.perf_counter() - started)
+    per_epoch = settings.iterations_per_epoch or budget.iterations_per_epoch
+    chosen = choose_budget(left, steps, budget.pretrain_iterations, budget.epochs, per_epoch)
+    report(f"      time budget {settings.minutes:g} min, {left:.0f} s left after planning: a "
+           f"fine-tuning step takes {steps.fine_tuning:.2f} s and a pre-training step "
+           f"{steps.pre_training:.2f} s on this machine, so {chosen.pretrain_iterations} "
+           f"pre-training and {chosen.epochs} x {chosen.iterations_per_epoch} fine-tuning steps "
+           f"(the most is {budget.pretrain_iterations} and {budget.epochs} x "
+           f"{budget.iterations_per_epoch}); expected to finish in {chosen.expected_seconds:.0f} s")
+    return dataclasses.replace(budget, pretrain_iterations=chosen.pretrain_iterations,
+                               epochs=chosen.epochs, iterations_per_epoch=per_epoch)
+
+
+def _train(settings: DemoSettings, budget: DemoBudget, roots: dict[str, str],
            report: Callable[[str], None]) -> Path:
     """Stages 3 and 4: pre-train on CT + MR, fine-tune fold 0 on CT; returns the fold folder."""
-    budget = settings.budget[kind]
-    epochs = settings.epochs or budget.epochs
-    per_epoch = settings.iterations_per_epoch or budget.iterations_per_epoch
-    iterations = settings.pretrain_iterations or budget.pretrain_iterations
+    epochs = budget.epochs if settings.epochs is None else settings.epochs
+    per_epoch = (budget.iterations_per_epoch if settings.iterations_per_epoch is None
+                 else settings.iterations_per_epoch)
+    iterations = (budget.pretrain_iterations if settings.pretrain_iterations is None
+                  else settings.pretrain_iterations)
     report(f"      budget: {iterations} pre-training steps, {epochs} x {per_epoch} fine-tuning "
            "steps" + (f" at learning rate {budget.learning_rate}" if budget.learning_rate else ""))
     encoder = pretrain(settings.dataset, iterations=iterations, device=settings.device,
                        progress=settings.progress, **roots)
     report(f"[3/6] pre-trained on CT + MR: {encoder}")
     overrides = [f"learning_rate={budget.learning_rate}"] if budget.learning_rate else []
+    overrides += ["deep_supervision=true"] if budget.deep_supervision else []
     fold_dir = train_fold(settings.dataset, 0, pretrain_choice=str(encoder), epochs=epochs,
                           iterations_per_epoch=per_epoch, config_overrides=overrides,
                           continue_training=True, device=settings.device,
@@ -176,6 +204,7 @@ def run_demo(settings: DemoSettings, report: Callable[[str], None]) -> DemoResul
 
     ``report`` receives one line per finished stage (the command prints them).
     """
+    started = time.perf_counter()
     out = settings.output
     roots = {"raw": str(out / "raw"), "preprocessed": str(out / "preprocessed"),
              "results": str(out / "results")}
@@ -192,5 +221,10 @@ def run_demo(settings: DemoSettings, report: Callable[[str], None]) -> DemoResul
     report(f"[2/6] planned for {prepared.plan.target.kind}: spacing {list(config.spacing)} mm, "
            f"patch {list(config.patch_size)}, feature size "
            f"{prepared.plan.architecture.feature_size}")
-    _train(settings, prepared.plan.target.kind, roots, report)
+    kind = prepared.plan.target.kind
+    budget = settings.budget[kind]
+    if kind == "cpu" and settings.minutes and settings.epochs is None \
+            and settings.pretrain_iterations is None:
+        budget = _timed_budget(settings, prepared.plan, budget, started, report)
+    _train(settings, budget, roots, report)
     return DemoResult(_predict_and_evaluate(settings, roots, report), out)
