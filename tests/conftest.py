@@ -113,3 +113,16 @@ def make_read_only() -> Iterator[Callable[[Path], Path]]:
     yield lock
     for step in reversed(undo):
         step()
+
+
+def _expected_seconds(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("slow")
+    return float(marker.kwargs.get("seconds", 60)) if marker is not None else 0.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests marked ``slow`` first, longest first (``slow(seconds=...)``, measured on the
+    2-core machine): with ``-n 2`` (``make test``) each worker then starts on a long test while
+    the short ones fill the gaps, instead of one worker finishing a seven-minute training alone
+    at the end."""
+    items.sort(key=lambda item: -_expected_seconds(item))

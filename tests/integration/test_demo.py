@@ -15,6 +15,7 @@ from PIL import Image
 from swinfuse_auto.cli.demo import main as demo_main
 
 
+@pytest.mark.slow(seconds=100)
 def test_demo_runs_every_stage_and_prints_the_dice_table(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "demo"

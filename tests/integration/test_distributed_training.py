@@ -8,19 +8,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from swinfuse_auto.models.checkpoint import load_checkpoint
 
 DATASET = "Dataset990_SwinfuseExample"
 FAST = ["num_workers=0", "amp=false", "validation_batches_per_epoch=1"]
 
 
+@pytest.mark.slow(seconds=40)
 def test_two_process_ddp_pretrains_fine_tunes_and_writes_one_set_of_outputs(
         tiny_roots: dict[str, str], tmp_path: Path) -> None:
     results = tmp_path / "results"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc-per-node", "2", "-m", "swinfuse_auto", "train_fold", DATASET, "0",
                "--pretrain", "auto", "--epochs", "2", "--iterations-per-epoch", "2",
-               "--device", "cpu", "--no-progress", "--raw", tiny_roots["raw"],
+               "--device", "cpu", "--no-progress", "--preset", "cross_modality",
+               "--raw", tiny_roots["raw"],
                "--preprocessed", tiny_roots["preprocessed"], "--results", str(results)]
     command += [item for option in FAST for item in ("--set", option)]
     # one thread per rank: two ranks on a 2-core machine
@@ -34,7 +38,7 @@ def test_two_process_ddp_pretrains_fine_tunes_and_writes_one_set_of_outputs(
     fold_dir = dataset_dir / "swin_dim_finetune__default" / "fold_0"
     written = sorted(str(p.relative_to(fold_dir)) for p in fold_dir.rglob("*") if p.is_file())
     validation = [name for name in written if name.startswith("validation")]
-    # the example data's MR images make the plan's preset self-train on them: one set of
+    # the cross_modality preset self-trains on the example data's MR images: one set of
     # pseudo-labels, written by rank 0 and read by both
     pseudo = [name for name in written if name.startswith("pseudo_labels")]
     assert sorted(set(written) - set(validation) - set(pseudo)) == [

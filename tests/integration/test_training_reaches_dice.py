@@ -25,11 +25,17 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pytest
 import SimpleITK as sitk
 
-from swinfuse_auto.api import train_fold
+from swinfuse_auto.api import load_model, predict_folder, train_fold
+from swinfuse_auto.evaluation.metrics import dice as dice_score
 from swinfuse_auto.paths import PLANS_FILE
 from swinfuse_auto.plans.schema import Plan
+
+# one worker runs both tests of the module, so the fold is trained once (make test: -n 2)
+pytestmark = [pytest.mark.slow(seconds=420), pytest.mark.xdist_group("trained_fold")]
 
 DATASET = "Dataset990_SwinfuseExample"
 THRESHOLD = 0.5
@@ -54,14 +60,30 @@ def _wider_network_copy(roots: dict[str, str], target: Path) -> str:
     return str(preprocessed)
 
 
-def test_short_fine_tuning_segments_every_organ_far_above_chance(
-        fresh_results: dict[str, str], tmp_path: Path) -> None:
-    roots = {**fresh_results,
-             "preprocessed": _wider_network_copy(fresh_results, tmp_path / "preprocessed")}
+@pytest.fixture(scope="module")
+def trained_fold(tiny_roots: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+                 ) -> tuple[Path, dict[str, str]]:
+    """Fold 0 fine-tuned with the plan's default preset (once for the module) and its roots."""
+    work = tmp_path_factory.mktemp("reaches_dice")
+    roots = {**tiny_roots, "results": str(work / "results"),
+             "preprocessed": _wider_network_copy(tiny_roots, work / "preprocessed")}
     fold_dir = train_fold(DATASET, 0, pretrain_choice="none", epochs=24, iterations_per_epoch=25,
                           device="cpu", config_overrides=[
                               "num_workers=1", "learning_rate=1e-2", "deep_supervision=true",
                               "validation_tta=false"], **roots)
+    return fold_dir, roots
+
+
+def _assert_far_above_chance(dice: dict[int, float], label_files: list[Path],
+                             labels: list[int]) -> None:
+    for label in labels:
+        bound = chance_dice(label_files, label)
+        assert dice[label] >= max(THRESHOLD, CHANCE_FACTOR * bound), (label, dice[label], bound)
+
+
+def test_short_fine_tuning_segments_every_organ_far_above_chance(
+        trained_fold: tuple[Path, dict[str, str]]) -> None:
+    fold_dir, roots = trained_fold
     summary = json.loads((fold_dir / "validation" / "summary.json").read_text())
     labels_dir = Path(roots["raw"]) / DATASET / "labelsTr"
     files = [labels_dir / f"{case}.nii.gz" for case in summary["cases"]]
@@ -69,6 +91,30 @@ def test_short_fine_tuning_segments_every_organ_far_above_chance(
     dice = {int(label): m["dice"] for label, m in summary["mean"].items()}
     print({label: round(value, 3) for label, value in dice.items()})
     assert sorted(dice) == [1, 2, 3, 4, 5]
-    for label, value in dice.items():
-        bound = chance_dice(files, label)
-        assert value >= max(THRESHOLD, CHANCE_FACTOR * bound), (label, value, bound)
+    _assert_far_above_chance(dice, files, [1, 2, 3, 4, 5])
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11: a CT-trained model does not yet segment the "
+                                       "generated T1/T2 MR (liver 0.41 on T1 at best)")
+def test_ct_model_segments_liver_and_kidneys_on_mr(trained_fold: tuple[Path, dict[str, str]],
+                                                    tmp_path: Path) -> None:
+    """The out-of-modality claim, test-sized: the CT model on the MR cases nobody trained on.
+
+    The bound is the same as for CT: at least THRESHOLD and CHANCE_FACTOR times the Dice of
+    labelling the whole MR volume as that organ (liver about 0.1, kidneys about 0.02 here).
+    strict: the day it passes, the marker must go and the claim can be made.
+    """
+    fold_dir, roots = trained_fold
+    raw = Path(roots["raw"]) / DATASET
+    model = load_model(fold_dir.parent, folds=[0], device="cpu", tta=False)
+    predict_folder(raw / "imagesTs", tmp_path / "mr", model)
+    files = sorted((raw / "labelsTs").glob("*.nii.gz"))
+    assert files
+    dice = {label: float(np.mean([dice_score(_read(tmp_path / "mr" / f.name), _read(f), label)
+                                  for f in files])) for label in (1, 3)}
+    print("MR", {label: round(value, 3) for label, value in dice.items()})
+    _assert_far_above_chance(dice, files, [1, 3])
+
+
+def _read(path: Path) -> np.ndarray:
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))

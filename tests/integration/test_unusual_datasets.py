@@ -49,6 +49,7 @@ DATASETS: dict[str, tuple[dict, Callable[[Path], None] | None]] = {
 }
 
 
+@pytest.mark.slow(seconds=60)
 @pytest.mark.parametrize("name", sorted(DATASETS))
 def test_awkward_dataset_goes_through_every_stage(name: str, tmp_path: Path) -> None:
     options, change = DATASETS[name]

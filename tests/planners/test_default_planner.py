@@ -36,6 +36,9 @@ def test_every_planner_gives_a_valid_plan_for_the_example_data(
     assert plan.num_folds == min(5, len(outcome.fingerprint.cases))
     assert plan.target.kind == "cpu" and plan.architecture.feature_size <= 24
     assert plan.pretraining.batch_size >= 2  # CT + MR mixed in each batch
+    # the measured-best recipe, with the unlabelled MR named in the reason
+    assert plan.finetuning_preset == "nnunet_intensity"
+    assert "MR" in plan.reasons["finetuning_preset"]
     assert (tmp_path / example_raw_dir.name / PLANS_FILE).exists()
 
 

@@ -49,6 +49,7 @@ def _wait_for_epochs(log: Path, epochs: int, process: subprocess.Popen, timeout:
     raise AssertionError("no epoch finished in time")
 
 
+@pytest.mark.slow(seconds=60)
 def test_continue_after_kill_gives_the_uninterrupted_weights(tiny_roots: dict[str, str],
                                                              tmp_path: Path) -> None:
     budget = dict(epochs=3, iterations_per_epoch=2, config_overrides=FAST, validate=False,

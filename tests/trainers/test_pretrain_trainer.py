@@ -42,6 +42,7 @@ def _encoder_tensors(path: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(path)[0]["model"]
 
 
+@pytest.mark.slow(seconds=130)
 def test_losses_decrease_and_density_matching_pulls_ct_and_mr_together(
         tiny_roots: dict[str, str], tmp_path: Path) -> None:
     # Without the density term the three Tang et al. losses fall within 24 steps. With it at
