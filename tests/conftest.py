@@ -17,6 +17,15 @@ EXAMPLE_MR_CASES = 4
 EXAMPLE_SHAPE = (32, 48, 48)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_calibration_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Inference's CPU precision decision is cached in a folder of the session's own, never in
+    the user's ``~/.cache`` (commands started by the tests inherit the variable)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SWINFUSE_CACHE", str(tmp_path_factory.mktemp("swinfuse_cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def example_raw_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default example dataset (6 CT + 4 MR cases, seed 0); treat it as read-only.

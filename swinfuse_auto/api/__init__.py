@@ -8,7 +8,8 @@ In the order a dataset goes through them:
 * :func:`train_fold`: fine-tune one cross-validation fold and validate it at full volume.
 * :func:`summarize_cv`: the cross-validation table and the postprocessing decision.
 * :func:`load_model` and :func:`predict_folder`: predict a folder; the loaded model's
-  ``predict_array`` and ``predict_image`` predict arrays and SimpleITK images.
+  ``predict_array`` and ``predict_image`` predict arrays and SimpleITK images;
+  :func:`estimate_prediction` says beforehand what a folder will take.
 * :func:`export_model`: one verified archive of a trained model, for another machine.
 * :func:`evaluate_folders`: Dice, NSD and HD95 of a folder of predictions.
 * :func:`run_demo`: all of the above on generated data.
@@ -32,10 +33,11 @@ from swinfuse_auto.api.demo import DemoBudget, DemoResult, DemoSettings, run_dem
 from swinfuse_auto.api.evaluation import evaluate_folders, summarize_cv
 from swinfuse_auto.api.planning import (PlanningOutcome, PreprocessResult, plan_and_preprocess,
                                         plan_dataset)
-from swinfuse_auto.api.prediction import export_model, load_model, predict_folder
+from swinfuse_auto.api.prediction import (estimate_prediction, export_model, load_model,
+                                          predict_folder)
 from swinfuse_auto.api.training import pretrain, train_fold
 
 __all__ = ["DemoBudget", "DemoResult", "DemoSettings", "PlanningOutcome", "PreprocessResult",
-           "evaluate_folders", "export_model", "load_model", "plan_and_preprocess",
-           "plan_dataset", "predict_folder", "pretrain", "run_demo", "summarize_cv",
-           "train_fold"]
+           "estimate_prediction", "evaluate_folders", "export_model", "load_model",
+           "plan_and_preprocess", "plan_dataset", "predict_folder", "pretrain", "run_demo",
+           "summarize_cv", "train_fold"]

@@ -26,6 +26,7 @@ from swinfuse_auto.paths import model_folder_name, resolve_dataset
 from swinfuse_auto.registry import DEFAULT_PLANNER, DEFAULT_TRAINER
 
 if TYPE_CHECKING:
+    from swinfuse_auto.inference.estimate import PredictionEstimate
     from swinfuse_auto.inference.folder_prediction import PredictionReport
     from swinfuse_auto.inference.input_cases import InputCase
     from swinfuse_auto.inference.segmentation_model import SegmentationModel
@@ -58,9 +59,13 @@ def load_model(model: PathLike | None = None, dataset: PathLike | None = None,
                tta: bool = True, step_fraction: float = 0.5, use_gaussian: bool = True,
                window_batch_size: int | None = None, trainer: str = DEFAULT_TRAINER,
                planner: str = DEFAULT_PLANNER, results: str | None = None,
-               raw: str | None = None, expected_sha256: str | None = None
-               ) -> SegmentationModel:
+               raw: str | None = None, expected_sha256: str | None = None, *,
+               tiling: str = "window", precision: str = "auto", threads: int | None = None,
+               memory_budget_gb: float | None = None) -> SegmentationModel:
     """Load a trained model: a folder or archive (``model``), or a dataset's results folder.
+
+    On a CPU this also sets torch's threads (``threads``; default: torch's count capped at the
+    cores this process may use, affinity and cgroup quota included).
 
     Args:
         model: ``<trainer>__<planner>`` folder or ``export_model`` archive; wins over dataset.
@@ -68,12 +73,20 @@ def load_model(model: PathLike | None = None, dataset: PathLike | None = None,
             ``RESULTS/<dataset>/<trainer>__<planner>``.
         folds: folds to ensemble (default: every fold with ``checkpoint_final.pt``).
         device: "auto", "cpu" or "cuda".
-        tta: mirror all three axes (8 passes per window); False for one pass.
-        step_fraction: window step over patch size (0.5 = 50% overlap).
+        tta: mirror along the axes the folds were trained with mirroring (all three: 8 passes
+            per tile); False for one pass.
+        step_fraction: window step over patch size (0.5 = 50% overlap); larger tiles overlap
+            by as many voxels.
         use_gaussian: Gaussian importance weighting of windows.
-        window_batch_size: windows per network call (default: 1 on CPU, plan batch on GPU).
+        window_batch_size: windows per network call (default: 1, the plan's batch for
+            patch-sized windows on a GPU).
         trainer, planner, results, raw: locate the model folder from ``dataset``.
         expected_sha256: published digest an archive must have.
+        tiling: "window" (patch-sized windows, as training saw them) or "auto" (tiles
+            larger than the patch, inside the volume: faster, but the segmentation changes).
+        precision: "auto" (measured once per CPU, bf16 on GPUs that support it), "fp32", "bf16".
+        threads: torch threads on a CPU (default: see above).
+        memory_budget_gb: memory the tiles may use (default: half of what is available).
 
     Raises:
         CheckpointError: no trained folds, a damaged archive or checkpoint.
@@ -81,12 +94,32 @@ def load_model(model: PathLike | None = None, dataset: PathLike | None = None,
     """
     from swinfuse_auto.inference.fold_ensemble import PredictionSettings
     from swinfuse_auto.inference.segmentation_model import SegmentationModel
-    from swinfuse_auto.inference.tta import SPATIAL_AXES
+    from swinfuse_auto.models.device import choose_device, configure_cpu_threads
 
-    settings = PredictionSettings(step_fraction, SPATIAL_AXES if tta else (), use_gaussian,
-                                  window_batch_size)
+    settings = PredictionSettings(step_fraction, None if tta else (), use_gaussian,
+                                  window_batch_size, tiling, precision, memory_budget_gb)
+    torch_device = choose_device(device)
+    if torch_device.type == "cpu":
+        configure_cpu_threads(threads)
     location = _model_location(model, dataset, trainer, planner, results, raw)
-    return SegmentationModel.load(location, folds, device, settings, expected_sha256)
+    return SegmentationModel.load(location, folds, torch_device, settings, expected_sha256)
+
+
+def estimate_prediction(input_dir: PathLike, model: SegmentationModel) -> PredictionEstimate:
+    """What predicting ``input_dir`` with ``model`` will do and take: cases, tiles per case,
+    device, threads, precision, TTA and the estimated wall time, from the image headers and one
+    measured forward pass (``predict --dry-run`` prints it).
+
+    Raises:
+        DatasetError: the input folder is missing or holds no images.
+    """
+    import torch
+
+    from swinfuse_auto.inference.estimate import estimate_prediction as estimate
+    from swinfuse_auto.inference.input_cases import find_input_cases
+
+    cases = find_input_cases(Path(input_dir), model.num_channels)
+    return estimate(model, cases, torch.get_num_threads())
 
 
 def _check_output_folder(output_dir: Path, cases: Sequence[InputCase], num_classes: int,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Sequence
 
 from swinfuse_auto.cli.common import add_root_flags, add_verbosity_flag, run_command
+from swinfuse_auto.inference.options import PRECISIONS, TILINGS
 from swinfuse_auto.registry import DEFAULT_PLANNER, DEFAULT_TRAINER
 
 EXIT_CASES_FAILED = 1
@@ -28,6 +30,39 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
                        help=f"trainer name of the model folder (default: {DEFAULT_TRAINER})")
     group.add_argument("--planner", default=DEFAULT_PLANNER,
                        help=f"planner name of the model folder (default: {DEFAULT_PLANNER})")
+
+
+def _positive_int(text: str) -> int:
+    """argparse type of ``--threads``: a clear usage error instead of a traceback later."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of threads, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_speed_flags(parser: argparse.ArgumentParser) -> None:
+    """--tiling, --precision, --threads, --dry-run: how fast the network runs (README, predict)."""
+    group = parser.add_argument_group("speed")
+    group.add_argument("--tiling", choices=TILINGS, default="window",
+                       help="window (default): patch-sized windows, as in training; auto: tiles "
+                            "larger than the patch, inside the volume, the fewest voxels in all "
+                            "within half the available memory: fewer voxels to predict, so "
+                            "faster, but the segmentation changes (the decoder's instance norm "
+                            "sees the whole tile; measured in the README)")
+    group.add_argument("--precision", choices=PRECISIONS, default="auto",
+                       help="auto (default): bf16 where a one-off measurement on this CPU finds "
+                            "it faster (cached per CPU, torch version and thread count), bf16 on "
+                            "GPUs that support it; fp32 or bf16 force one")
+    group.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                       help="torch threads on a CPU (default: torch's count capped at the cores "
+                            "this process may use, cgroup quota included)")
+    group.add_argument("--dry-run", action="store_true",
+                       help="print the cases, tiles, device, threads, precision and estimated "
+                            "time, then exit without predicting or writing anything")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,8 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="sliding-window step as a fraction of the patch (default: 0.5, i.e. "
                              "50%% overlap)")
     parser.add_argument("--window-batch", type=int, default=None, metavar="N",
-                        help="windows per network call (default: 1 on CPU, the plan's batch "
-                             "size on GPU)")
+                        help="windows per network call (default: 1, the plan's batch size for "
+                             "patch-sized windows on a GPU)")
+    add_speed_flags(parser)
     parser.add_argument("--save-probabilities", action="store_true",
                         help="also write CASE_probabilities.npy (classes x z x y x, float32, on "
                              "the input grid) and CASE_probabilities.json (class names, geometry)")
@@ -75,20 +111,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from swinfuse_auto.api import load_model, predict_folder
+    from swinfuse_auto.api import estimate_prediction, load_model, predict_folder
+    from swinfuse_auto.inference.estimate import format_seconds
 
     model = load_model(args.model, args.dataset, args.folds, args.device, not args.no_tta,
                        args.step, window_batch_size=args.window_batch, trainer=args.trainer,
                        planner=args.planner, results=args.results, raw=args.raw,
-                       expected_sha256=args.sha256)
+                       expected_sha256=args.sha256, tiling=args.tiling,
+                       precision=args.precision, threads=args.threads)
     print(f"model {model.source}: folds {', '.join(model.folds)}, device "
-          f"{model.ensemble.device}, TTA {'off' if args.no_tta else 'on'}")
+          f"{model.ensemble.device}, TTA {'off' if args.no_tta else 'on'}, tiling "
+          f"{args.tiling}")
+    estimate = estimate_prediction(args.input, model)
+    if args.dry_run:
+        print("\n".join(estimate.lines()))
+        print("dry run: nothing predicted or written")
+        return 0
+    lines = estimate.lines()
+    print(f"{lines[0]}\n{lines[-1]}")
+    started = time.perf_counter()
     report = predict_folder(args.input, args.output, model, args.save_probabilities,
                             args.overwrite, args.channel_names, progress=not args.no_progress)
     counts = {status: len(report.with_status(status))
               for status in ("written", "skipped", "failed")}
     print(f"{counts['written']} written, {counts['skipped']} skipped (already predicted), "
-          f"{counts['failed']} failed -> {report.output_dir}")
+          f"{counts['failed']} failed -> {report.output_dir} in "
+          f"{format_seconds(time.perf_counter() - started)}")
     for outcome in report.failed:
         print(f"  failed {outcome.case_id}: {outcome.message}")
     return EXIT_CASES_FAILED if report.failed else 0

@@ -1,4 +1,4 @@
-"""Sliding-window prediction of a whole volume with a patch-sized network.
+"""Sliding-window prediction of a whole volume, in patch-sized windows or larger tiles.
 
 The pieces are kept apart so each can be tested and reused: :func:`compute_window_starts` and
 :func:`window_slices` place the windows (the sampler), :func:`gaussian_importance_map` weights a
@@ -18,8 +18,6 @@ Predictors return logits; the softmax is applied here, per window, in float32.
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections.abc import Callable, Sequence
 from types import EllipsisType
 
@@ -27,11 +25,11 @@ import torch
 import torch.nn.functional as F
 
 from swinfuse_auto.errors import ConfigError, SwinfuseError
+from swinfuse_auto.inference.tiling import (TileGrid, WindowSlices, axis_starts, tile_grid,
+                                            tile_importance_map)
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 """Maps a window batch (N, C, pz, py, px) to logits (N, K, pz, py, px)."""
-
-WindowSlices = tuple[slice, slice, slice]
 
 
 def _check_patch_size(patch_size: Sequence[int]) -> tuple[int, int, int]:
@@ -48,7 +46,8 @@ def compute_window_starts(image_shape: Sequence[int], patch_size: Sequence[int],
     Windows are evenly spaced from 0 to ``shape - patch`` with the fewest windows whose step does
     not exceed ``step_fraction * patch``, so neighbours overlap by at least ``1 - step_fraction``
     (nnU-Net's placement). An axis not larger than the patch gets a single window at 0; such an
-    image must be padded (:func:`pad_to_at_least`) before windows are cut.
+    image must be padded (:func:`pad_to_at_least`) before windows are cut. Windows are tiles of
+    the patch's size (:func:`swinfuse_auto.inference.tiling.axis_starts`).
 
     Raises:
         ConfigError: ``step_fraction`` outside (0, 1], or a malformed shape or patch size.
@@ -57,29 +56,15 @@ def compute_window_starts(image_shape: Sequence[int], patch_size: Sequence[int],
     if len(image_shape) != 3:
         raise ConfigError(f"image_shape must be spatial (z, y, x), got {tuple(image_shape)}; "
                           "drop the channel axis.")
-    if not 0 < step_fraction <= 1:
-        raise ConfigError(f"step_fraction must be in (0, 1], got {step_fraction}; 0.5 means 50% "
-                          "overlap between neighbouring windows.")
-    starts = []
-    for size, p in zip(image_shape, patch):
-        span = int(size) - p
-        if span <= 0:
-            starts.append([0])
-            continue
-        intervals = math.ceil(span / (p * step_fraction))
-        # i * span / intervals rounded half up, in integers so placement is exact.
-        starts.append([(2 * i * span + intervals) // (2 * intervals)
-                       for i in range(intervals + 1)])
-    return starts
+    return [axis_starts(size, p, p, step_fraction) for size, p in zip(image_shape, patch)]
 
 
 def window_slices(image_shape: Sequence[int], patch_size: Sequence[int],
                   step_fraction: float = 0.5) -> list[WindowSlices]:
     """The sampler: one (z, y, x) slice triple per window, in raster order."""
     patch = _check_patch_size(patch_size)
-    per_axis = compute_window_starts(image_shape, patch, step_fraction)
-    return [tuple(slice(s, s + p) for s, p in zip(starts, patch))  # type: ignore[misc]
-            for starts in itertools.product(*per_axis)]
+    starts = compute_window_starts(image_shape, patch, step_fraction)
+    return TileGrid(patch, tuple(tuple(s) for s in starts)).slices()  # type: ignore[arg-type]
 
 
 def gaussian_importance_map(patch_size: Sequence[int], sigma_scale: float = 1 / 8,
@@ -90,21 +75,14 @@ def gaussian_importance_map(patch_size: Sequence[int], sigma_scale: float = 1 / 
     Predictions near a window's border see less context and are less reliable, so they count
     less where windows overlap. ``sigma = patch * sigma_scale`` per axis (nnU-Net: 1/8). The
     centre is ``(p - 1) / 2`` so the map is exactly symmetric; the smallest values are raised to
-    the smallest positive one so no voxel ever has zero total weight.
+    the smallest positive one so no voxel ever has zero total weight. It is the tile weight
+    (:func:`~swinfuse_auto.inference.tiling.tile_importance_map`) of a patch-sized tile.
 
     Raises:
         ConfigError: ``sigma_scale`` not positive or a malformed patch size.
     """
     patch = _check_patch_size(patch_size)
-    if not sigma_scale > 0:
-        raise ConfigError(f"sigma_scale must be positive, got {sigma_scale}.")
-    gauss = torch.ones((), dtype=torch.float64, device=device)
-    for p in patch:
-        offset = torch.arange(p, dtype=torch.float64, device=device) - (p - 1) / 2
-        axis = torch.exp(-0.5 * (offset / (p * sigma_scale)) ** 2)
-        gauss = gauss.unsqueeze(-1) * axis
-    gauss = (gauss / gauss.max()).to(dtype)
-    return torch.where(gauss > 0, gauss, gauss[gauss > 0].min())
+    return tile_importance_map(patch, patch, sigma_scale, device, dtype)
 
 
 def pad_to_at_least(volume: torch.Tensor, patch_size: Sequence[int]
@@ -146,6 +124,7 @@ class WindowAggregator:
 
     def __init__(self, num_classes: int, spatial_shape: Sequence[int], weight: torch.Tensor,
                  device: torch.device | str) -> None:
+        self.num_classes = num_classes
         self.weight = weight.float()
         self.device = torch.device(device)
         self._output_weight = self.weight.to(self.device)
@@ -205,7 +184,8 @@ def sliding_window_predict(volume: torch.Tensor, predictor: Predictor,
                            use_gaussian: bool = True,
                            device: torch.device | str | None = None,
                            output_device: torch.device | str | None = None,
-                           progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                           progress: Callable[[int, int], None] | None = None,
+                           tile_size: Sequence[int] | None = None) -> torch.Tensor:
     """Class probabilities (K, z, y, x) of a whole volume, predicted window by window.
 
     The volume is padded (centred, zeros) where it is smaller than the patch, cut into windows
@@ -213,11 +193,16 @@ def sliding_window_predict(volume: torch.Tensor, predictor: Predictor,
     in float32, Gaussian-weighted, averaged and cropped back. The predictor is called under
     ``torch.no_grad()``; put the network in eval mode (and autocast) around this call.
 
+    Windows may be larger than the patch (``tile_size``, from
+    :func:`~swinfuse_auto.inference.tiling.plan_tiles`): neighbours then overlap by the
+    window overlap in voxels and weights fall off only near tile borders (see
+    :mod:`swinfuse_auto.inference.tiling`).
+
     Args:
         volume: (C, z, y, x) preprocessed image, on any device.
         predictor: window batch (N, C, pz, py, px) -> logits (N, K, pz, py, px); wrap it with
             :func:`swinfuse_auto.inference.tta.mirrored_predictor` for mirroring.
-        patch_size: network input size (z, y, x).
+        patch_size: the network's training input size (z, y, x).
         num_classes: K.
         step_fraction: window step as a fraction of the patch (0.5 = 50% overlap).
         window_batch_size: windows per predictor call.
@@ -227,6 +212,8 @@ def sliding_window_predict(volume: torch.Tensor, predictor: Predictor,
             volumes whose output does not fit in GPU memory.
         progress: called as ``progress(windows_done, windows_total)`` after each batch (the CLI
             hooks a progress bar here, keeping tqdm out of library code).
+        tile_size: the window (tile) shape, at least the patch and inside the padded volume;
+            default: the patch.
 
     Returns:
         float32 probabilities on ``output_device``, summing to 1 over K at every voxel.
@@ -239,17 +226,34 @@ def sliding_window_predict(volume: torch.Tensor, predictor: Predictor,
     device = torch.device(device) if device is not None else volume.device
     output_device = torch.device(output_device) if output_device is not None else device
     padded, unpad = pad_to_at_least(volume, patch)
-    slices = window_slices(padded.shape[1:], patch, step_fraction)
-    weight = (gaussian_importance_map(patch, device=device) if use_gaussian
-              else torch.ones(patch, dtype=torch.float32, device=device))
+    grid = tile_grid(padded.shape[1:], tile_size if tile_size is not None else patch, patch,
+                     step_fraction)
+    weight = (tile_importance_map(grid.tile, patch, device=device) if use_gaussian
+              else torch.ones(grid.tile, dtype=torch.float32, device=device))
     aggregator = WindowAggregator(num_classes, padded.shape[1:], weight, output_device)
     with torch.no_grad():
-        for first in range(0, len(slices), window_batch_size):
-            chunk = slices[first:first + window_batch_size]
-            batch = torch.stack([padded[(slice(None), *where)] for where in chunk]).to(device)
-            logits = predictor(batch)
-            _check_logits(logits, batch, num_classes)
-            aggregator.add(torch.softmax(logits.float(), dim=1), chunk)
-            if progress is not None:
-                progress(first + len(chunk), len(slices))
+        _add_windows(padded, predictor, grid.slices(), aggregator, window_batch_size, device,
+                     progress)
         return aggregator.finalize()[unpad]
+
+
+def _add_windows(padded: torch.Tensor, predictor: Predictor, slices: Sequence[WindowSlices],
+                 aggregator: WindowAggregator, window_batch_size: int, device: torch.device,
+                 progress: Callable[[int, int], None] | None) -> None:
+    """Predict the windows batch by batch into ``aggregator``.
+
+    Each batch's logits and probabilities are dropped before the next batch is cut, so a large
+    tile's activations are freed (and their memory reused) rather than held twice.
+    """
+    num_classes = aggregator.num_classes
+    for first in range(0, len(slices), window_batch_size):
+        chunk = slices[first:first + window_batch_size]
+        batch = torch.stack([padded[(slice(None), *where)] for where in chunk]).to(device)
+        logits = predictor(batch)
+        _check_logits(logits, batch, num_classes)
+        probabilities = torch.softmax(logits.float(), dim=1)
+        del logits, batch
+        aggregator.add(probabilities, chunk)
+        del probabilities
+        if progress is not None:
+            progress(first + len(chunk), len(slices))

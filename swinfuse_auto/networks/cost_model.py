@@ -138,3 +138,49 @@ def estimate_step_seconds_cpu(arch: SwinArchitecture, patch_size_zyx: Sequence[i
     bvf = float(batch_size * math.prod(patch_size_zyx)) * arch.feature_size
     return (STEP_SECONDS_CONSTANT + STEP_SECONDS_PER_VOXEL_FEATURE * bvf
             + STEP_SECONDS_PER_VOXEL_FEATURE2 * bvf * arch.feature_size)
+
+
+# -- inference -----------------------------------------------------------------------------------
+#: Peak memory of one inference forward pass (batch 1, ``torch.inference_mode``, freed memory
+#: kept in the heap as ``predict`` does) over the memory before it, per precision:
+#: ``c0 + V * (c1 * F + c2)`` bytes for a tile of V voxels. Measured by
+#: ``benchmarks/measure_inference_cost.py`` on 2026-12-02 (2-core AMD EPYC with AVX512_BF16,
+#: torch 2.13.0+cpu, 1 thread; feature sizes 12 and 24, tiles from 32 x 160 x 160 to
+#: 64 x 256 x 256 and 32 x 320 x 320): every point of at least 0.8 M voxels within -7% / +15%
+#: (the smallest tile, 32 x 64 x 64, is 0.1 GB either way). The float32 fit's constant came out
+#: -39 MB and is set to 0 (a slight overestimate).
+INFERENCE_MEMORY: dict[str, tuple[float, float, float]] = {
+    "fp32": (0.0, 52.05, 32.39),
+    "bf16": (7.43e7, 22.26, 117.8),
+}
+#: Bytes per voxel and input or output channel around the network: the tile's input, its
+#: float32 softmax, the weighted copy added to the sums, the mirrored passes' running mean.
+INFERENCE_BYTES_PER_VOXEL_CHANNEL = 16
+
+
+def _inference_bytes_per_voxel(arch: SwinArchitecture, precision: str) -> float:
+    _, per_feature, per_voxel = INFERENCE_MEMORY[precision]
+    return (per_feature * arch.feature_size + per_voxel
+            + INFERENCE_BYTES_PER_VOXEL_CHANNEL * (arch.in_channels + arch.num_classes))
+
+
+def estimate_inference_memory_bytes(arch: SwinArchitecture, tile_zyx: Sequence[int],
+                                    batch_size: int = 1, precision: str = "fp32") -> float:
+    """Memory (bytes) one inference call of ``batch_size`` tiles needs beyond the loaded model.
+
+    Measured on a CPU; on a GPU under bf16 autocast the "bf16" constants are an upper bound
+    (activations are stored in 2 bytes there as well), not a measurement.
+
+    Raises:
+        KeyError: an unknown precision (use "fp32" or "bf16").
+    """
+    voxels = float(batch_size * math.prod(tile_zyx))
+    return INFERENCE_MEMORY[precision][0] + voxels * _inference_bytes_per_voxel(arch, precision)
+
+
+def max_inference_tile_voxels(arch: SwinArchitecture, budget_bytes: float,
+                              batch_size: int = 1, precision: str = "fp32") -> int:
+    """The largest tile (voxels) whose inference call fits ``budget_bytes`` (0 if none does)."""
+    free = budget_bytes - INFERENCE_MEMORY[precision][0]
+    per_voxel = batch_size * _inference_bytes_per_voxel(arch, precision)
+    return max(0, int(free / per_voxel))

@@ -12,7 +12,8 @@ from swinfuse_auto.inference.fold_ensemble import EnsemblePredictor, PredictionS
 from swinfuse_auto.inference.tta import mirror_axes_combinations
 from swinfuse_auto.models.fold_model import fold_checkpoints, load_fold_model, trained_folds
 
-NO_TTA = PredictionSettings(mirror_axes=())
+#: float32 so results compare with hand-computed passes (auto may pick bf16 on this CPU)
+NO_TTA = PredictionSettings(mirror_axes=(), precision="fp32")
 
 
 def _volume(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
@@ -38,7 +39,7 @@ def test_tta_is_the_mean_over_the_flips(one_channel_model: Path) -> None:
     volume = _volume((1, 32, 32, 64), seed=1)  # exactly one window: no blending involved
     axes = (0, 2)  # 4 passes keep the test short; all 8 go through the same code
     tta = EnsemblePredictor.from_model_dir(one_channel_model, [0], settings=PredictionSettings(
-        mirror_axes=axes)).predict(volume)
+        mirror_axes=axes, precision="fp32")).predict(volume)
     plain = EnsemblePredictor.from_model_dir(one_channel_model, [0], settings=NO_TTA)
     network = load_fold_model(one_channel_model / "fold_0" / "checkpoint_final.pt").build_network()
     expected = torch.zeros(3, 32, 32, 64)
