@@ -94,14 +94,16 @@ def test_short_fine_tuning_segments_every_organ_far_above_chance(
     _assert_far_above_chance(dice, files, [1, 2, 3, 4, 5])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: a CT-trained model does not yet segment the "
-                                       "generated T1/T2 MR (liver 0.41 on T1 at best)")
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="issue 11: the CT model finds the MR liver (Dice 0.51-0.73 on the 4 "
+                          "cases, bound 0.5) but not the kidneys (0.00, bound 0.5)")
 def test_ct_model_segments_liver_and_kidneys_on_mr(trained_fold: tuple[Path, dict[str, str]],
                                                     tmp_path: Path) -> None:
     """The out-of-modality claim, test-sized: the CT model on the MR cases nobody trained on.
 
     The bound is the same as for CT: at least THRESHOLD and CHANCE_FACTOR times the Dice of
-    labelling the whole MR volume as that organ (liver about 0.1, kidneys about 0.02 here).
+    labelling the whole MR volume as that organ (that Dice is 0.081 for the liver and 0.014 for
+    the kidneys here, so the bound is 0.5 for both).
     strict: the day it passes, the marker must go and the claim can be made.
     """
     fold_dir, roots = trained_fold
