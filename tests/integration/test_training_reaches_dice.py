@@ -7,8 +7,9 @@ labels and requires each organ's full-volume validation Dice (the one train_fold
 at least THRESHOLD and at least CHANCE_FACTOR times its bound. On the test data the bounds are
 liver 0.093, spleen 0.012, kidneys 0.015, spine 0.026 and aorta 0.013, so 0.5 is over 5 times
 the largest and 40 times the smallest: no labelling that ignores the image, and no network that
-has not learnt that organ, gets there. This test (default seed 12345) reached 0.945-0.980 on
-every organ in 403 s.
+has not learnt that organ, gets there. This test (default seed 12345, the default preset
+nnunet_intensity) reached 0.925-0.983 on every organ; the same model on the MR cases reached
+liver 0.51-0.73 per case and kidneys 0.00.
 
 The budget is what it takes on this data, measured on the 2-core VM (2026-11-27): feature size
 12, deep supervision, learning rate 1e-2, 24 x 25 steps of batch 2. Small organs are learnt
@@ -34,8 +35,7 @@ from swinfuse_auto.evaluation.metrics import dice as dice_score
 from swinfuse_auto.paths import PLANS_FILE
 from swinfuse_auto.plans.schema import Plan
 
-# one worker runs both tests of the module, so the fold is trained once (make test: -n 2)
-pytestmark = [pytest.mark.slow(seconds=420), pytest.mark.xdist_group("trained_fold")]
+pytestmark = pytest.mark.slow(seconds=420)
 
 DATASET = "Dataset990_SwinfuseExample"
 THRESHOLD = 0.5
@@ -60,20 +60,6 @@ def _wider_network_copy(roots: dict[str, str], target: Path) -> str:
     return str(preprocessed)
 
 
-@pytest.fixture(scope="module")
-def trained_fold(tiny_roots: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-                 ) -> tuple[Path, dict[str, str]]:
-    """Fold 0 fine-tuned with the plan's default preset (once for the module) and its roots."""
-    work = tmp_path_factory.mktemp("reaches_dice")
-    roots = {**tiny_roots, "results": str(work / "results"),
-             "preprocessed": _wider_network_copy(tiny_roots, work / "preprocessed")}
-    fold_dir = train_fold(DATASET, 0, pretrain_choice="none", epochs=24, iterations_per_epoch=25,
-                          device="cpu", config_overrides=[
-                              "num_workers=1", "learning_rate=1e-2", "deep_supervision=true",
-                              "validation_tta=false"], **roots)
-    return fold_dir, roots
-
-
 def _assert_far_above_chance(dice: dict[int, float], label_files: list[Path],
                              labels: list[int]) -> None:
     for label in labels:
@@ -81,42 +67,41 @@ def _assert_far_above_chance(dice: dict[int, float], label_files: list[Path],
         assert dice[label] >= max(THRESHOLD, CHANCE_FACTOR * bound), (label, dice[label], bound)
 
 
-def test_short_fine_tuning_segments_every_organ_far_above_chance(
-        trained_fold: tuple[Path, dict[str, str]]) -> None:
-    fold_dir, roots = trained_fold
-    summary = json.loads((fold_dir / "validation" / "summary.json").read_text())
-    labels_dir = Path(roots["raw"]) / DATASET / "labelsTr"
-    files = [labels_dir / f"{case}.nii.gz" for case in summary["cases"]]
-    assert files
-    dice = {int(label): m["dice"] for label, m in summary["mean"].items()}
-    print({label: round(value, 3) for label, value in dice.items()})
-    assert sorted(dice) == [1, 2, 3, 4, 5]
-    _assert_far_above_chance(dice, files, [1, 2, 3, 4, 5])
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 11: the CT model finds the MR liver (Dice 0.51-0.73 on the 4 "
-                          "cases, bound 0.5) but not the kidneys (0.00, bound 0.5)")
-def test_ct_model_segments_liver_and_kidneys_on_mr(trained_fold: tuple[Path, dict[str, str]],
-                                                    tmp_path: Path) -> None:
-    """The out-of-modality claim, test-sized: the CT model on the MR cases nobody trained on.
-
-    The bound is the same as for CT: at least THRESHOLD and CHANCE_FACTOR times the Dice of
-    labelling the whole MR volume as that organ (that Dice is 0.081 for the liver and 0.014 for
-    the kidneys here, so the bound is 0.5 for both).
-    strict: the day it passes, the marker must go and the claim can be made.
-    """
-    fold_dir, roots = trained_fold
-    raw = Path(roots["raw"]) / DATASET
+def _mr_dice(fold_dir: Path, raw: Path, out: Path) -> dict[int, float]:
+    """Mean Dice per organ of the fold's model on the MR cases of imagesTs (labelsTs)."""
     model = load_model(fold_dir.parent, folds=[0], device="cpu", tta=False)
-    predict_folder(raw / "imagesTs", tmp_path / "mr", model)
+    predict_folder(raw / "imagesTs", out, model)
     files = sorted((raw / "labelsTs").glob("*.nii.gz"))
-    assert files
-    dice = {label: float(np.mean([dice_score(_read(tmp_path / "mr" / f.name), _read(f), label)
-                                  for f in files])) for label in (1, 3)}
-    print("MR", {label: round(value, 3) for label, value in dice.items()})
-    _assert_far_above_chance(dice, files, [1, 3])
+    return {label: float(np.mean([dice_score(_read(out / f.name), _read(f), label)
+                                  for f in files])) for label in (1, 2, 3, 4, 5)}
 
 
 def _read(path: Path) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+
+
+def test_short_fine_tuning_segments_every_organ_and_the_mr_liver_far_above_chance(
+        fresh_results: dict[str, str], tmp_path: Path) -> None:
+    """CT: every organ of the validation cases. MR (the out-of-modality claim, test-sized): the
+    CT model on the 4 MR cases of imagesTs that nobody trained on, with the same bound (the Dice
+    of labelling the whole MR volume as the organ is 0.081 for the liver, so the bound is 0.5).
+    The MR liver reached 0.51-0.73 per case; the MR kidneys (0.00, bound 0.5 from a chance of
+    0.014) are not asserted: issue 11 is open until they are."""
+    roots = {**fresh_results,
+             "preprocessed": _wider_network_copy(fresh_results, tmp_path / "preprocessed")}
+    fold_dir = train_fold(DATASET, 0, pretrain_choice="none", epochs=24, iterations_per_epoch=25,
+                          device="cpu", config_overrides=[
+                              "num_workers=1", "learning_rate=1e-2", "deep_supervision=true",
+                              "validation_tta=false"], **roots)
+    summary = json.loads((fold_dir / "validation" / "summary.json").read_text())
+    raw = Path(roots["raw"]) / DATASET
+    files = [raw / "labelsTr" / f"{case}.nii.gz" for case in summary["cases"]]
+    assert files
+    dice = {int(label): m["dice"] for label, m in summary["mean"].items()}
+    print("CT", {label: round(value, 3) for label, value in dice.items()})
+    assert sorted(dice) == [1, 2, 3, 4, 5]
+    _assert_far_above_chance(dice, files, [1, 2, 3, 4, 5])
+
+    mr_dice = _mr_dice(fold_dir, raw, tmp_path / "mr")
+    print("MR", {label: round(value, 3) for label, value in mr_dice.items()})
+    _assert_far_above_chance(mr_dice, sorted((raw / "labelsTs").glob("*.nii.gz")), [1])
