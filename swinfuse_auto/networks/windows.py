@@ -158,9 +158,13 @@ def window_layout(map_shape: Shape3D, window: Shape3D, shift: Shape3D, batch: in
     """Cached :class:`WindowLayout` for a map shape, on ``device``.
 
     Layouts hold only integer indices, so one copy per (shape, window, shift, batch, device) is
-    shared by every block and every model; it is never part of a state dict.
+    shared by every block and every model; it is never part of a state dict. They are built
+    outside inference mode: a layout first built while predicting (pseudo-labels, the demo's
+    prediction, a calibration pass) would otherwise be an inference tensor, which a later
+    training step in the same process cannot save for backward.
     """
-    return _layout_on(tuple(map_shape), tuple(window), tuple(shift), batch, str(device))
+    with torch.inference_mode(False):
+        return _layout_on(tuple(map_shape), tuple(window), tuple(shift), batch, str(device))
 
 
 @functools.lru_cache(maxsize=256)

@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from swinfuse_auto.networks.windows import effective_window, relative_position_index, window_layout
+from swinfuse_auto.networks.windows import (effective_window, relative_position_index,
+                                            to_window_order, window_layout)
 
 
 def _window_ids(shape: tuple[int, int, int], window: int, shift: int) -> torch.Tensor:
@@ -88,3 +89,14 @@ def test_small_windows_use_the_bias_of_their_true_offsets() -> None:
     small = relative_position_index((2, 3, 1), (7, 7, 7)).view(2, 3, 1, 2, 3, 1)
     for a, b in itertools.product(itertools.product(range(2), range(3), range(1)), repeat=2):
         assert small[a + b] == full[a + b]
+
+
+def test_a_layout_first_built_while_predicting_still_trains() -> None:
+    # pseudo-labelling, the demo's timing after a prediction or a calibration pass build layouts
+    # under inference_mode; the cached copy is shared with training steps that follow
+    shape = (4, 8, 12)  # a shape no other test uses, so this call builds the cached layout
+    with torch.inference_mode():
+        layout = window_layout(shape, (2, 4, 4), (1, 2, 2), 1, torch.device("cpu"))
+    x = torch.randn(math.prod(shape), 3, requires_grad=True)
+    to_window_order(x, layout).square().sum().backward()
+    assert x.grad is not None and not layout.inverse.is_inference()
