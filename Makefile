@@ -18,10 +18,10 @@ setup: $(VENV)/.installed
 demo: setup
 	$(VENV)/bin/demo --output demo_output
 
-# Two workers (pytest-xdist) for the two cores of CI; the slow tests start first (tests/conftest.py)
-# and the tests sharing a trained model stay on one worker (--dist loadgroup).
+# Two workers (pytest-xdist) for the two cores of CI, one torch thread each; the slow tests start
+# first, longest first (tests/conftest.py).
 test: setup
-	$(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup --durations=15
+	$(VENV)/bin/python -m pytest -q -n 2 --durations=15
 
 clean:
 	rm -rf $(VENV) demo_output
