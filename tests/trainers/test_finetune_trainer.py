@@ -60,8 +60,10 @@ def test_continue_after_kill_gives_the_uninterrupted_weights(tiny_roots: dict[st
                "--pretrain", "none", "--epochs", "3", "--iterations-per-epoch", "2",
                "--no-validation", "--device", "cpu", "--no-progress", *_args(roots)]
     command += [item for o in FAST for item in ("--set", o)]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    # the killed run must use this process's thread count: another count sums in another order
+    # and the weights differ in the last bits (xdist workers run with one thread)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
     fold_dir = tmp_path / "b" / DATASET / "swin_dim_finetune__default" / "fold_0"
     try:
         _wait_for_epochs(fold_dir / "training_log.json", 1, process, timeout=300)
