@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from swinfuse_auto.errors import DatasetError
 from swinfuse_auto.inference.input_cases import InputCase
 from swinfuse_auto.inference.segmentation_model import SegmentationModel
 from swinfuse_auto.io.image import read_geometry
@@ -111,11 +112,12 @@ def estimate_prediction(model: SegmentationModel, cases: Sequence[InputCase],
     """The estimate for ``cases`` (headers only; unreadable ones are listed, not estimated)."""
     estimates, unreadable = [], []
     for case in cases:
+        if case.problem is not None:  # reported when the case is predicted
+            unreadable.append(case.case_id)
+            continue
         try:
-            if case.problem is not None:
-                raise ValueError(case.problem)
             geometry = read_geometry(case.files[0])
-        except Exception:  # reported when the case is predicted
+        except DatasetError:  # a corrupt or non-3D header, also reported when predicted
             unreadable.append(case.case_id)
             continue
         estimates.append(estimate_case(model, case.case_id, geometry.size, geometry.spacing))
