@@ -80,8 +80,9 @@ def fold_batches(plan: Plan, config: FinetuningConfig, store: CaseStore, train_i
     def batches(start: int) -> Iterator[Any]:
         source = labelled
         if schedule is not None and start >= schedule.switch_epoch * per_epoch:
-            shares = class_shares(store, train_ids, plan.architecture.num_classes)
-            pseudo = schedule.pseudo_labels(predictor(), shares, context)
+            pseudo = schedule.pseudo_labels(
+                predictor(), lambda: class_shares(store, train_ids, plan.architecture.num_classes),
+                context)
             keys = pseudo.case_keys()
             source = segmentation_batches(plan, config,
                                           CombinedStore([(store, train_ids), (pseudo, keys)]),

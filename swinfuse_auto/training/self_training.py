@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import shutil
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -194,18 +195,20 @@ class SelfTrainingSchedule:
     switch_epoch: int
     confidence: float
 
-    def pseudo_labels(self, predict: Any, expected_shares: np.ndarray, context: Any
-                      ) -> PseudoLabelStore:
+    def pseudo_labels(self, predict: Any, expected_shares: Callable[[], np.ndarray],
+                      context: Any) -> PseudoLabelStore:
         """The finished pseudo-labels; made now (on the main rank) unless a finished set exists.
 
-        ``expected_shares``: each class's share of the labelled training cases' voxels.
+        ``expected_shares``: each class's share of the labelled training cases' voxels, called
+        only when the labels are made (it reads every training label; a resumed run and the
+        other ranks skip that).
         """
         store = PseudoLabelStore(self.images, self.folder)
         if context.is_main and not store.is_complete():
             logger.info("self-training: pseudo-labelling %d image(s) of another modality",
                         len(self.cases))
             write_pseudo_labels(predict, self.images, self.cases, self.folder, self.confidence,
-                                expected_shares)
+                                expected_shares())
         context.barrier()
         return store
 
