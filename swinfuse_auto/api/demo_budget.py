@@ -13,7 +13,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from swinfuse_auto.plans.schema import Plan
 
 #: Work after training, in fine-tuning steps (measured on the demo: validation of 2 CT cases,
 #: pseudo-labels of the MR cases and prediction of 2 CT and 4 MR cases with mirroring took
@@ -43,16 +48,16 @@ class ChosenBudget:
     expected_seconds: float
 
 
-def _timed_steps(step: object, repeats: int = 2) -> float:
+def _timed_steps(step: Callable[[], None], repeats: int = 2) -> float:
     """Seconds per call of ``step`` after one warm-up call."""
-    step()  # type: ignore[operator]
+    step()
     started = time.perf_counter()
     for _ in range(repeats):
-        step()  # type: ignore[operator]
+        step()
     return (time.perf_counter() - started) / repeats
 
 
-def measure_step_seconds(plan: object, deep_supervision: bool = True) -> StepSeconds:
+def measure_step_seconds(plan: Plan, deep_supervision: bool = True) -> StepSeconds:
     """Seconds of one fine-tuning step (the plan's patch and batch, Dice + CE, AdamW) and of one
     pre-training step (two views of the plan's pre-training batch, the four losses) on the CPU,
     on synthetic batches."""
@@ -65,7 +70,7 @@ def measure_step_seconds(plan: object, deep_supervision: bool = True) -> StepSec
     from swinfuse_auto.training.seg_losses import deep_supervision_loss, dice_ce_loss
     from swinfuse_auto.training.ssl_losses import PretrainingLossWeights
 
-    arch, config = plan.architecture, plan.configuration  # type: ignore[attr-defined]
+    arch, config = plan.architecture, plan.configuration
     torch.manual_seed(0)
     network = build_segmentation_network(arch, deep_supervision=deep_supervision)
     optimizer = torch.optim.AdamW(network.parameters(), lr=1e-4)
@@ -80,7 +85,7 @@ def measure_step_seconds(plan: object, deep_supervision: bool = True) -> StepSec
         losses["loss"].backward()
         optimizer.step()
 
-    crop, batch = plan.pretraining.patch_size, plan.pretraining.batch_size  # type: ignore[attr-defined]
+    crop, batch = plan.pretraining.patch_size, plan.pretraining.batch_size
     model = build_pretraining_model(dataclasses.replace(arch, in_channels=1))
     codes = [MODALITY_INDEX[Modality.CT], MODALITY_INDEX[Modality.MR]]
     task = PretrainingTask(model, torch.device("cpu"), PretrainingLossWeights(1, 1, 1, 1))
