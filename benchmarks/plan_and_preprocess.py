@@ -44,6 +44,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from bench_common import TreeSampler
+
 DATASET_ID = 991
 DATASET_NAME = f"Dataset{DATASET_ID:03d}_PlanBench"
 SLICE_SPACING_MM = 2.5
@@ -133,51 +135,6 @@ def warm_page_cache(raw_dir: Path) -> None:
 
 
 # -- measurement -----------------------------------------------------------------------------
-class TreeSampler:
-    """Peak memory of a process and its descendants, from repeated samples.
-
-    RSS is summed over the tree every sample. A child between fork and exec counts the pages it
-    shares with its parent once more (nnU-Net forks a dozen such children as it exits), so the
-    *sustained* peak, the largest sum held for ``hold`` samples in a row, is kept as well; both
-    are judged. Every ``pss_every``-th sample also sums PSS, which splits shared pages between
-    the processes sharing them (~5 ms per process a read). The processes at the peak are kept.
-    """
-
-    def __init__(self, root: psutil.Process, pss_every: int = 3, hold: int = 3) -> None:
-        self.root, self.pss_every, self.hold, self.samples = root, pss_every, hold, 0
-        self.peak_rss = self.peak_single = self.peak_pss = self.most = self.sustained = 0
-        self.recent: list[int] = []
-        self.at_peak: list[list] = []
-        self.per_second: dict[int, int] = {}
-
-    def _members(self) -> list[psutil.Process]:
-        try:
-            return [self.root, *self.root.children(recursive=True)]
-        except psutil.Error:
-            return [self.root]
-
-    def sample(self, second: int) -> None:
-        rows, pss = [], 0
-        with_pss = self.samples % self.pss_every == 0
-        for member in self._members():
-            try:
-                rows.append([member.pid, member.name(), member.memory_info().rss])
-                pss += member.memory_full_info().pss if with_pss else 0
-            except psutil.Error:  # exited between listing and reading
-                continue
-        self.samples += 1
-        total = sum(row[2] for row in rows)
-        if total > self.peak_rss:
-            self.peak_rss, self.at_peak = total, [[pid, name, round(rss / GB, 3)]
-                                                  for pid, name, rss in rows]
-        self.peak_single = max([self.peak_single] + [row[2] for row in rows])
-        self.peak_pss, self.most = max(self.peak_pss, pss), max(self.most, len(rows))
-        self.per_second[second] = max(self.per_second.get(second, 0), total)
-        self.recent = [*self.recent[1 - self.hold:], total]
-        if len(self.recent) == self.hold:
-            self.sustained = max(self.sustained, min(self.recent))
-
-
 def measure(command: list[str], env: dict[str, str], log_path: Path,
             interval: float) -> Measurement:
     """Run ``command`` to completion, sampling the memory of its process tree."""

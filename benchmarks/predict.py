@@ -62,10 +62,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_common import process_memory_bytes
-
-#: The untrained-model helper is a test helper (tests/helpers/untrained.py), not package code.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from bench_common import generated_ct, process_memory_bytes, untrained_models
 
 DATASET = "Dataset992_PredictBench"
 TARGET_OVERHEAD = 0.15
@@ -123,20 +120,6 @@ def _cpu_s() -> float:
 
 
 # -- set-up (main process) -------------------------------------------------------------------
-def prepare_case(args: argparse.Namespace) -> Path:
-    """The generated CT in an imagesTs-like folder (cached)."""
-    from swinfuse_auto.example_data import generate_example_dataset
-
-    raw_dir = args.workdir / "raw" / DATASET
-    if not (raw_dir / "dataset.json").exists():
-        started = time.perf_counter()
-        generate_example_dataset(args.workdir / "raw", DATASET, ct_cases=1, mr_cases=0,
-                                 shape=tuple(args.shape), spacing=tuple(args.spacing),
-                                 overwrite=True)
-        print(f"generated {raw_dir} in {time.perf_counter() - started:.0f} s")
-    return raw_dir
-
-
 def planned_architecture(raw_dir: Path, args: argparse.Namespace) -> tuple[dict, tuple]:
     """Feature size (and, with --planned-patch, patch) of the default CPU plan of this CT."""
     try:
@@ -155,15 +138,15 @@ def planned_architecture(raw_dir: Path, args: argparse.Namespace) -> tuple[dict,
 
 
 def build_model(raw_dir: Path, args: argparse.Namespace) -> Path:
-    from helpers.untrained import untrained_plan, write_untrained_model
     from swinfuse_auto.io.atomic import read_json
 
+    helpers = untrained_models()
     dataset_json = read_json(raw_dir / "dataset.json")
     arch, patch = planned_architecture(raw_dir, args)
-    plan = untrained_plan(dataset_json, tuple(args.target_spacing), patch, arch)
+    plan = helpers.untrained_plan(dataset_json, tuple(args.target_spacing), patch, arch)
     print(f"network: feature size {plan.architecture.feature_size}, patch {list(patch)}, "
           f"spacing {list(args.target_spacing)} mm, {plan.architecture.num_classes} classes")
-    return write_untrained_model(args.workdir / "model", plan, dataset_json, (0,))
+    return helpers.write_untrained_model(args.workdir / "model", plan, dataset_json, (0,))
 
 
 #: The settings --compare settings puts side by side: the old default, then the fastest;
@@ -367,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.model is None:
-        raw_dir = prepare_case(args)
+        raw_dir = generated_ct(args.workdir / "raw", DATASET, args.shape, args.spacing)
         build_model(raw_dir, args)
     if args.compare == "settings":
         compare_settings(args)

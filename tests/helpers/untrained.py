@@ -1,7 +1,8 @@
 """Model folders with randomly initialised fold networks, in the exact trained-model format.
 
 Prediction, export and deployment can be exercised before (or without) a training run: the tests
-and ``benchmarks/predict.py`` (which puts ``tests/`` on its import path) build their models here. The weights are random, so the segmentations are meaningless;
+and the predict benchmarks (which load this file through ``bench_common.untrained_models``) build
+their models here. The weights are random, so the segmentations are meaningless;
 everything else (plan, preprocessing, geometry, file formats) is what a trained model gives.
 """
 
