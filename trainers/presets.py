@@ -10,6 +10,9 @@ preset the plan names for its dataset (``finetuning_preset``, with the reason) i
   reliable one (row (d)).
 * ``cross_modality``: ``shape_over_intensity`` plus self-training on the dataset's unlabelled
   images of another modality (row (e)).
+* ``modality_independent``: ``nnunet_intensity`` with the network fed the MIND-SSC descriptor of
+  the image instead of its intensities (``networks/input_features``; DG-TTA's GIN + MIND input):
+  edges and their layout are what CT and MR share, intensities are not.
 """
 
 from __future__ import annotations
@@ -34,7 +37,13 @@ CROSS_MODALITY = TrainerPreset(FINETUNE, {**SHAPE_OVER_INTENSITY.settings,
                                "shape_over_intensity plus self-training on the unlabelled images "
                                "of another modality")
 
+MODALITY_INDEPENDENT = TrainerPreset(FINETUNE, {**NNUNET_INTENSITY.settings,
+                                                "input_features": "mind_ssc"},
+                                     "nnunet_intensity with the network fed the image's "
+                                     "MIND-SSC descriptor instead of its intensities")
+
 for _name, _preset in (("nnunet_intensity", NNUNET_INTENSITY),
+                       ("modality_independent", MODALITY_INDEPENDENT),
                        ("shape_over_intensity", SHAPE_OVER_INTENSITY),
                        ("cross_modality", CROSS_MODALITY)):
     TRAINER_PRESETS.register(_name)(_preset)

@@ -66,13 +66,18 @@ def measure_step_seconds(plan: Plan, deep_supervision: bool = True) -> StepSecon
     from swinfuse_auto.dataset.modality import MODALITY_INDEX, Modality
     from swinfuse_auto.networks.factory import (build_pretraining_model,
                                                 build_segmentation_network)
+    from swinfuse_auto.registry import TRAINER_PRESETS
     from swinfuse_auto.training.pretraining_task import PretrainingTask
     from swinfuse_auto.training.seg_losses import deep_supervision_loss, dice_ce_loss
     from swinfuse_auto.training.ssl_losses import PretrainingLossWeights
 
     arch, config = plan.architecture, plan.configuration
     torch.manual_seed(0)
-    network = build_segmentation_network(arch, deep_supervision=deep_supervision)
+    # the network the demo's fine-tuning builds: the plan's preset may change its input stage
+    features = TRAINER_PRESETS.get(plan.finetuning_preset).settings.get("input_features",
+                                                                        "intensity")
+    network = build_segmentation_network(arch, deep_supervision=deep_supervision,
+                                         input_features=features)
     optimizer = torch.optim.AdamW(network.parameters(), lr=1e-4)
     image = torch.randn(config.batch_size, arch.in_channels, *config.patch_size)
     target = torch.randint(0, arch.num_classes, (config.batch_size, 1, *config.patch_size))

@@ -44,6 +44,11 @@ class FoldModel:
         """The input scaling the fold was trained with ("plan" for models older than the key)."""
         return str(self.trainer_config.get("input_scaling", "plan"))
 
+    @property
+    def input_features(self) -> str:
+        """What the network was fed ("intensity" for models older than the key)."""
+        return str(self.trainer_config.get("input_features", "intensity"))
+
     def build_network(self, device: torch.device | str = "cpu") -> nn.Module:
         """The segmentation network with these weights, in eval mode."""
         from swinfuse_auto.networks.factory import build_segmentation_network
@@ -52,14 +57,21 @@ class FoldModel:
         # checkpoints of a deep-supervision run carry the auxiliary heads; they are built so
         # the weights match exactly, then switched off, since inference needs only full scale
         auxiliary = any(key.startswith(AUX_HEADS_PREFIX) for key in self.state_dict)
-        network = build_segmentation_network(self.plan.architecture, deep_supervision=auxiliary)
+        network = build_segmentation_network(self.plan.architecture, deep_supervision=auxiliary,
+                                             input_features=self.input_features)
         network.deep_supervision = False
-        missing, unexpected = network.load_state_dict(self.state_dict, strict=False)
-        if missing or unexpected:
+        expected = network.state_dict()
+        missing = [k for k in expected if k not in self.state_dict]
+        unexpected = [k for k in self.state_dict if k not in expected]
+        resized = [k for k in expected if k in self.state_dict
+                   and self.state_dict[k].shape != expected[k].shape]
+        if missing or unexpected or resized:
             raise CheckpointError(f"fold {self.fold} weights do not match the plan's network: "
-                                  f"{len(missing)} missing, {len(unexpected)} unexpected tensors "
-                                  f"(e.g. {(missing or unexpected)[:3]}). The model folder mixes "
-                                  "files from different runs; retrain or restore it.")
+                                  f"{len(missing)} missing, {len(unexpected)} unexpected and "
+                                  f"{len(resized)} resized tensors (e.g. "
+                                  f"{(missing or unexpected or resized)[:3]}). The model folder "
+                                  "mixes files from different runs; retrain or restore it.")
+        network.load_state_dict(self.state_dict)
         return network.to(device).eval()
 
 

@@ -12,10 +12,11 @@ from swinfuse_auto.networks.ssl import SwinPretrainingModel
 from swinfuse_auto.networks.unetr import SwinDIMUNETR
 
 
-def build_segmentation_network(arch: SwinArchitecture, deep_supervision: bool = False
-                               ) -> SwinDIMUNETR:
-    """The Swin-DIM UNETR for ``arch`` (logits at the input's resolution)."""
-    return SwinDIMUNETR(arch, deep_supervision=deep_supervision)
+def build_segmentation_network(arch: SwinArchitecture, deep_supervision: bool = False,
+                               input_features: str = "intensity") -> SwinDIMUNETR:
+    """The Swin-DIM UNETR for ``arch`` (logits at the input's resolution), fed the registered
+    ``input_features`` of the image (:mod:`.input_features`)."""
+    return SwinDIMUNETR(arch, deep_supervision=deep_supervision, input_features=input_features)
 
 
 def build_pretraining_model(arch: SwinArchitecture) -> SwinPretrainingModel:

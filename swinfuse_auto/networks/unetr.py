@@ -8,11 +8,14 @@ batches are small and mix CT and MR crops.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
 from swinfuse_auto.errors import ConfigError
 from swinfuse_auto.networks.architecture import SwinArchitecture
+from swinfuse_auto.networks.input_features import INPUT_FEATURES
 from swinfuse_auto.networks.swin import SwinEncoder
 
 
@@ -110,6 +113,10 @@ class SwinDIMUNETR(nn.Module):
         arch: sizes and options.
         deep_supervision: return ``[full, 1/2, 1/4, 1/8]`` logits; toggle the attribute
             ``model.deep_supervision`` off for inference.
+        input_features: registered input stage (:mod:`.input_features`): "intensity" feeds
+            the image as it is, "mind_ssc" its modality-independent descriptor. The encoder
+            and decoder are built for the channels that stage makes; ``arch`` stays the
+            image's.
 
     Example:
         >>> net = SwinDIMUNETR(SwinArchitecture(in_channels=2, num_classes=3, feature_size=12))
@@ -117,11 +124,15 @@ class SwinDIMUNETR(nn.Module):
         torch.Size([1, 3, 32, 64, 32])
     """
 
-    def __init__(self, arch: SwinArchitecture, deep_supervision: bool = False) -> None:
+    def __init__(self, arch: SwinArchitecture, deep_supervision: bool = False,
+                 input_features: str = "intensity") -> None:
         super().__init__()
+        features = INPUT_FEATURES.get(input_features)
         self.arch = arch
-        self.encoder = SwinEncoder(arch)
-        self.decoder = UNETRDecoder(arch, deep_supervision)
+        self.input_features = features.build()
+        inner = replace(arch, in_channels=arch.in_channels * features.channels_per_image_channel)
+        self.encoder = SwinEncoder(inner)
+        self.decoder = UNETRDecoder(inner, deep_supervision)
 
     @property
     def deep_supervision(self) -> bool:
@@ -142,6 +153,8 @@ class SwinDIMUNETR(nn.Module):
         With a partner the output's batch holds ``x``'s samples then ``partner``'s, as for
         :meth:`SwinEncoder.forward`.
         """
+        x = self.input_features(x)
+        partner = None if partner is None else self.input_features(partner)
         hidden = self.encoder(x, partner)
         image = x if partner is None else torch.cat([x, partner])
         return self.decoder(image, hidden)

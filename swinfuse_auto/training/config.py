@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from swinfuse_auto.data.augmentation import AugmentationConfig
 from swinfuse_auto.errors import ConfigError, PlanError
+from swinfuse_auto.networks.input_features import INPUT_FEATURES
 from swinfuse_auto.preprocessing.input_scaling import INPUT_SCALINGS
 from swinfuse_auto.typed_json import from_jsonable, to_jsonable
 
@@ -171,6 +172,8 @@ class FinetuningConfig(TrainerConfig):
         validation_tta: mirror test-time augmentation in the end-of-fold validation.
         input_scaling: registered scaling of each preprocessed volume before the network
             ("plan": none; "image_zscore": each image z-scored by its own statistics).
+        input_features: registered first stage of the network (``networks/input_features``):
+            "intensity" (the image) or "mind_ssc" (its modality-independent descriptor).
         augmentation: every probability and range of the training augmentation
             (``--set augmentation.gin_probability=0.5``).
         self_training: use the unlabelled images of another modality (imagesTs) with
@@ -188,6 +191,7 @@ class FinetuningConfig(TrainerConfig):
     validation_step_fraction: float = 0.5
     validation_tta: bool = True
     input_scaling: str = "plan"
+    input_features: str = "intensity"
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     self_training: str = "off"
     self_training_fraction: float = 0.4
@@ -196,6 +200,7 @@ class FinetuningConfig(TrainerConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         INPUT_SCALINGS.get(self.input_scaling)  # an unknown name lists the valid ones
+        INPUT_FEATURES.get(self.input_features)
         if self.self_training not in SELF_TRAINING_CHOICES:
             raise ConfigError(f"trainer config 'self_training' is {self.self_training!r}; "
                               f"expected one of {', '.join(SELF_TRAINING_CHOICES)}.")

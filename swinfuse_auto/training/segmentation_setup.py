@@ -44,7 +44,8 @@ def initial_network(plan: Plan, config: FinetuningConfig, pretrained: Path | Non
     """
     torch.manual_seed(config.seed)
     network = build_segmentation_network(plan.architecture,
-                                         deep_supervision=config.deep_supervision)
+                                         deep_supervision=config.deep_supervision,
+                                         input_features=config.input_features)
     if pretrained is None:
         return network, None
     state, meta = load_encoder(pretrained)

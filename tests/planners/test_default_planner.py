@@ -8,6 +8,7 @@ import pytest
 
 from swinfuse_auto.api import plan_dataset
 from swinfuse_auto.errors import PlanError
+from swinfuse_auto.example_data import generate_example_dataset
 from swinfuse_auto.paths import PLANS_FILE
 from swinfuse_auto.plans.schema import Plan
 from swinfuse_auto.registry import PLANNERS
@@ -37,7 +38,7 @@ def test_every_planner_gives_a_valid_plan_for_the_example_data(
     assert plan.target.kind == "cpu" and plan.architecture.feature_size <= 24
     assert plan.pretraining.batch_size >= 2  # CT + MR mixed in each batch
     # the measured-best recipe, with the unlabelled MR named in the reason
-    assert plan.finetuning_preset == "nnunet_intensity"
+    assert plan.finetuning_preset == "modality_independent"
     assert "MR" in plan.reasons["finetuning_preset"]
     assert (tmp_path / example_raw_dir.name / PLANS_FILE).exists()
 
@@ -88,3 +89,13 @@ def test_planner_on_real_volumes(name: str, tmp_path: Path) -> None:
         assert spacing[0] > 3 * spacing[1]  # thick slices are not interpolated 5x
     else:
         assert max(spacing) / min(spacing) < 3
+
+
+def test_intensities_are_kept_where_no_other_modality_waits(tmp_path: Path) -> None:
+    """CT only (no MR in imagesTs): nothing to generalise to, so the intensity preset."""
+    raw = generate_example_dataset(tmp_path / "raw", ct_cases=3, mr_cases=0,
+                                   shape=(32, 48, 48), seed=0)
+    plan = plan_dataset(raw, device="cpu", preprocessed=str(tmp_path / "pre"),
+                        num_processes=1).plan
+    assert plan.finetuning_preset == "nnunet_intensity"
+    assert "every image has a labelled modality" in plan.reasons["finetuning_preset"]
