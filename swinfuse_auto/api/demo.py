@@ -20,7 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from swinfuse_auto.api.demo_budget import choose_budget, measure_step_seconds
+from swinfuse_auto.api.demo_budget import (MIN_PRETRAIN_STEPS, choose_budget,
+                                           fine_tuning_uses_encoder, measure_step_seconds,
+                                           plan_input_features)
 from swinfuse_auto.api.planning import plan_and_preprocess
 from swinfuse_auto.api.prediction import load_model, predict_folder
 from swinfuse_auto.api.training import pretrain, train_fold
@@ -137,7 +139,9 @@ def _timed_budget(settings: DemoSettings, plan: Plan, budget: DemoBudget, starte
     steps = measure_step_seconds(plan, budget.deep_supervision)
     left = 60 * settings.minutes - (time.perf_counter() - started)
     per_epoch = settings.iterations_per_epoch or budget.iterations_per_epoch
-    chosen = choose_budget(left, steps, budget.pretrain_iterations, budget.epochs, per_epoch)
+    most_pretraining = (budget.pretrain_iterations if fine_tuning_uses_encoder(plan)
+                        else MIN_PRETRAIN_STEPS)
+    chosen = choose_budget(left, steps, most_pretraining, budget.epochs, per_epoch)
     report(f"      time budget {settings.minutes:g} min, {left:.0f} s left after planning: a "
            f"fine-tuning step takes {steps.fine_tuning:.2f} s and a pre-training step "
            f"{steps.pre_training:.2f} s on this machine, so {chosen.pretrain_iterations} "
@@ -148,7 +152,7 @@ def _timed_budget(settings: DemoSettings, plan: Plan, budget: DemoBudget, starte
                                epochs=chosen.epochs, iterations_per_epoch=per_epoch)
 
 
-def _train(settings: DemoSettings, budget: DemoBudget, roots: dict[str, str],
+def _train(settings: DemoSettings, plan: Plan, budget: DemoBudget, roots: dict[str, str],
            report: Callable[[str], None]) -> Path:
     """Stages 3 and 4: pre-train on CT + MR, fine-tune fold 0 on CT; returns the fold folder."""
     epochs = budget.epochs if settings.epochs is None else settings.epochs
@@ -161,9 +165,16 @@ def _train(settings: DemoSettings, budget: DemoBudget, roots: dict[str, str],
     encoder = pretrain(settings.dataset, iterations=iterations, device=settings.device,
                        progress=settings.progress, **roots)
     report(f"[3/6] pre-trained on CT + MR: {encoder}")
+    uses_encoder = fine_tuning_uses_encoder(plan)
+    if not uses_encoder:
+        report(f"      fine-tuning starts from random weights: the plan's preset "
+               f"{plan.finetuning_preset} feeds the network {plan_input_features(plan)}, and "
+               "the intensity-pre-trained encoder measured worse there (README, "
+               "out-of-modality results)")
     overrides = [f"learning_rate={budget.learning_rate}"] if budget.learning_rate else []
     overrides += ["deep_supervision=true"] if budget.deep_supervision else []
-    fold_dir = train_fold(settings.dataset, 0, pretrain_choice=str(encoder), epochs=epochs,
+    fold_dir = train_fold(settings.dataset, 0,
+                          pretrain_choice=str(encoder) if uses_encoder else "none", epochs=epochs,
                           iterations_per_epoch=per_epoch, config_overrides=overrides,
                           continue_training=True, device=settings.device,
                           progress=settings.progress, **roots)
@@ -226,5 +237,5 @@ def run_demo(settings: DemoSettings, report: Callable[[str], None]) -> DemoResul
     if kind == "cpu" and settings.minutes and settings.epochs is None \
             and settings.pretrain_iterations is None:
         budget = _timed_budget(settings, prepared.plan, budget, started, report)
-    _train(settings, budget, roots, report)
+    _train(settings, prepared.plan, budget, roots, report)
     return DemoResult(_predict_and_evaluate(settings, roots, report), out)

@@ -57,6 +57,23 @@ def _timed_steps(step: Callable[[], None], repeats: int = 2) -> float:
     return (time.perf_counter() - started) / repeats
 
 
+def plan_input_features(plan: Plan) -> str:
+    """The input stage of the network the plan's fine-tuning preset builds."""
+    from swinfuse_auto.registry import TRAINER_PRESETS
+
+    settings = TRAINER_PRESETS.get(plan.finetuning_preset).settings
+    return str(settings.get("input_features", "intensity"))
+
+
+def fine_tuning_uses_encoder(plan: Plan) -> bool:
+    """Whether the plan's fine-tuning starts from the pre-trained encoder (see
+    ``InputFeatures.pretrained_encoder_fits``); when not, the demo pre-trains only to show the
+    stage, :data:`MIN_PRETRAIN_STEPS` steps, and gives the time to fine-tuning."""
+    from swinfuse_auto.networks.input_features import INPUT_FEATURES
+
+    return INPUT_FEATURES.get(plan_input_features(plan)).pretrained_encoder_fits
+
+
 def measure_step_seconds(plan: Plan, deep_supervision: bool = True) -> StepSeconds:
     """Seconds of one fine-tuning step (the plan's patch and batch, Dice + CE, AdamW) and of one
     pre-training step (two views of the plan's pre-training batch, the four losses) on the CPU,
@@ -66,7 +83,6 @@ def measure_step_seconds(plan: Plan, deep_supervision: bool = True) -> StepSecon
     from swinfuse_auto.dataset.modality import MODALITY_INDEX, Modality
     from swinfuse_auto.networks.factory import (build_pretraining_model,
                                                 build_segmentation_network)
-    from swinfuse_auto.registry import TRAINER_PRESETS
     from swinfuse_auto.training.pretraining_task import PretrainingTask
     from swinfuse_auto.training.seg_losses import deep_supervision_loss, dice_ce_loss
     from swinfuse_auto.training.ssl_losses import PretrainingLossWeights
@@ -74,10 +90,8 @@ def measure_step_seconds(plan: Plan, deep_supervision: bool = True) -> StepSecon
     arch, config = plan.architecture, plan.configuration
     torch.manual_seed(0)
     # the network the demo's fine-tuning builds: the plan's preset may change its input stage
-    features = TRAINER_PRESETS.get(plan.finetuning_preset).settings.get("input_features",
-                                                                        "intensity")
     network = build_segmentation_network(arch, deep_supervision=deep_supervision,
-                                         input_features=features)
+                                         input_features=plan_input_features(plan))
     optimizer = torch.optim.AdamW(network.parameters(), lr=1e-4)
     image = torch.randn(config.batch_size, arch.in_channels, *config.patch_size)
     target = torch.randint(0, arch.num_classes, (config.batch_size, 1, *config.patch_size))

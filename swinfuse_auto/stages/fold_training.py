@@ -9,6 +9,7 @@ from pathlib import Path
 from swinfuse_auto.data.splits import get_fold, load_or_create_splits
 from swinfuse_auto.errors import ConfigError, PreprocessingError
 from swinfuse_auto.io.atomic import read_json, write_json
+from swinfuse_auto.networks.input_features import INPUT_FEATURES
 from swinfuse_auto.paths import (PLANS_FILE, SPLITS_FILE, fold_folder_name, model_folder_name,
                                  resolve_dataset)
 from swinfuse_auto.plans.schema import Plan
@@ -24,9 +25,15 @@ logger = logging.getLogger(__name__)
 
 
 def _resolve_pretrained(choice: str, dataset: str | os.PathLike[str], planner: str,
-                        device: str, roots: dict[str, str | None], progress: Progress | None
-                        ) -> Path | None:
+                        device: str, roots: dict[str, str | None], progress: Progress | None,
+                        input_features: str = "intensity") -> Path | None:
     if choice == "none":
+        return None
+    if choice == "auto" and not INPUT_FEATURES.get(input_features).pretrained_encoder_fits:
+        logger.warning("--pretrain auto: starting from random weights, since the pre-trained "
+                       "encoder saw intensities and this network is fed %s (it measured worse "
+                       "from that encoder; give the encoder's path to use it anyway)",
+                       input_features)
         return None
     if choice == "auto":
         return run_pretraining(dataset, planner=planner, device=device, progress=progress,
@@ -103,7 +110,8 @@ def run_fold_training(dataset: str | os.PathLike[str], fold: int | str,
                                    plan.num_folds)
     split = get_fold(splits, fold, case_ids)
     roots = {"raw": raw, "preprocessed": preprocessed, "results": results}
-    encoder = _resolve_pretrained(pretrain_choice, dataset, planner, device, roots, progress)
+    encoder = _resolve_pretrained(pretrain_choice, dataset, planner, device, roots, progress,
+                                  getattr(config, "input_features", "intensity"))
     model_dir = location.results_dir / model_folder_name(trainer, planner)
     fold_dir = model_dir / fold_folder_name(fold)
     context, _ = init_distributed(device)
