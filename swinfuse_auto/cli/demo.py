@@ -4,8 +4,8 @@ Generates CT and MR phantoms of one anatomy (CT cases labelled for training, MR 
 plans and preprocesses, pre-trains Swin-DIM on CT and MR together, fine-tunes fold 0 on CT,
 predicts the fold's held-out CT cases and the MR cases, evaluates both and prints a Dice table.
 On a CPU the budget is a time budget: the demo measures a few steps of the plan's network and
-chooses how many fit ``--minutes`` (default 12, so set-up plus demo fit 15 minutes on 2 cores);
-a GPU gets a fixed, larger budget.
+chooses how many fit ``--minutes`` (default 11, so that a fresh set-up of about 4 minutes plus
+the demo fit 15 minutes on 2 cores); a GPU gets a fixed, larger budget.
 Every stage resumes, so an interrupted demo continues where it stopped.
 """
 
@@ -21,7 +21,7 @@ from swinfuse_auto.cli.common import add_device_flag, add_verbosity_flag, run_co
 
 DEMO_DATASET = "Dataset990_SwinfuseExample"
 #: The demo's own time on a CPU; a fresh clone's set-up (venv, pip) takes 2-3 more minutes.
-DEFAULT_MINUTES = 12.0
+DEFAULT_MINUTES = 11.0
 #: Budget by device kind; on a CPU the most the demo takes, cut to --minutes by the measured
 #: step time.
 BUDGET = {"cpu": DemoBudget(pretrain_iterations=30, epochs=24, iterations_per_epoch=25,

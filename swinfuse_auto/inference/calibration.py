@@ -99,7 +99,11 @@ def _cache_key(arch: SwinArchitecture, threads: int) -> str:
                         if line.startswith("model name")), cpu)
     except OSError:
         pass
-    return (f"{cpu} | torch {torch.__version__} | feature_size {arch.feature_size} | "
+    # the kernels torch dispatches to (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA can lower them
+    # on the same CPU model; bf16 on AVX2 kernels is emulated and several times slower)
+    isa = (f"{torch.backends.cpu.get_cpu_capability()} onednn "
+           f"{os.environ.get('ONEDNN_MAX_CPU_ISA', 'all')}")
+    return (f"{cpu} | {isa} | torch {torch.__version__} | feature_size {arch.feature_size} | "
             f"dim {arch.dim} | {threads} threads")
 
 

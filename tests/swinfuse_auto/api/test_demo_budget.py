@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from swinfuse_auto.api.demo_budget import (MIN_PRETRAIN_STEPS, RESERVE_STEPS, StepSeconds,
-                                           choose_budget)
+from swinfuse_auto.api.demo_budget import (MIN_PRETRAIN_STEPS, REAL_STEP_FACTOR, RESERVE_STEPS,
+                                           StepSeconds, choose_budget)
 
 
 def test_a_fast_machine_gets_the_full_budget_and_a_slow_one_fewer_steps() -> None:
@@ -13,9 +13,10 @@ def test_a_fast_machine_gets_the_full_budget_and_a_slow_one_fewer_steps() -> Non
     assert (fast.pretrain_iterations, fast.epochs) == (30, 24)
     slow = choose_budget(720, StepSeconds(2.0, 5.0), 30, 24, 25)
     assert slow.epochs < 24 and slow.expected_seconds <= 720
-    # what was chosen is what the estimate adds up to
+    # what was chosen is what the estimate adds up to, a real step costing more than a timed one
     assert slow.expected_seconds == pytest.approx(
-        slow.pretrain_iterations * 5.0 + (slow.epochs * 25 + RESERVE_STEPS) * 2.0)
+        slow.pretrain_iterations * 5.0
+        + (slow.epochs * 25 + RESERVE_STEPS) * 2.0 * REAL_STEP_FACTOR)
 
 
 def test_too_little_time_still_trains_one_epoch_and_a_few_pretraining_steps() -> None:
