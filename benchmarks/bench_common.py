@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
+import resource
+import signal
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -159,3 +164,48 @@ class TreeSampler:
         self.recent = [*self.recent[1 - self.hold:], total]
         if len(self.recent) == self.hold:
             self.sustained = max(self.sustained, min(self.recent))
+
+
+@dataclasses.dataclass
+class SampledRun:
+    """A command's exit, wall and CPU time, and the memory samples of its process tree."""
+
+    returncode: int | None
+    wall_s: float
+    cpu_s: float
+    sampler: TreeSampler
+    stopped: bool  # killed at the time limit
+
+
+def run_sampled(command: list[str], env: dict[str, str], log_path: Path, interval: float,
+                limit_s: float | None = None,
+                on_tick: Callable[[float], None] | None = None) -> SampledRun:
+    """Run ``command`` (stdout and stderr to ``log_path``), sampling its tree's memory every
+    ``interval`` seconds and calling ``on_tick(elapsed)`` after each sample. With ``limit_s``
+    the command runs in its own process group, which is killed at the limit. CPU time is that
+    of the children this process waited for, so it includes every worker the command started
+    and waited for."""
+    import psutil
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    stopped = False
+    with log_path.open("w") as log:
+        started = time.perf_counter()
+        popen = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=limit_s is not None)
+        sampler = TreeSampler(psutil.Process(popen.pid))
+        while popen.poll() is None:
+            elapsed = time.perf_counter() - started
+            if limit_s is not None and elapsed >= limit_s:
+                os.killpg(popen.pid, signal.SIGKILL)
+                popen.wait()
+                stopped = True
+                break
+            sampler.sample(int(elapsed))
+            if on_tick is not None:
+                on_tick(elapsed)
+            time.sleep(interval)
+        wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return SampledRun(popen.returncode, wall, cpu, sampler, stopped)

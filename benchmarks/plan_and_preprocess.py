@@ -32,10 +32,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -44,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from bench_common import TreeSampler
+from bench_common import GB, run_sampled
 
 DATASET_ID = 991
 DATASET_NAME = f"Dataset{DATASET_ID:03d}_PlanBench"
@@ -55,7 +53,6 @@ IN_PLANE_SPACING_RANGE = (0.6, 0.8)
 FIXED_IN_PLANE_SPACING = 0.7
 TARGET_RATIO = 0.5
 JUDGED = ("wall_s", "peak_tree_rss_gb", "sustained_tree_rss_gb")
-GB = 1024**3
 BIN = Path(sys.executable).parent
 
 
@@ -138,20 +135,11 @@ def warm_page_cache(raw_dir: Path) -> None:
 def measure(command: list[str], env: dict[str, str], log_path: Path,
             interval: float) -> Measurement:
     """Run ``command`` to completion, sampling the memory of its process tree."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with log_path.open("w") as log:
-        started = time.perf_counter()
-        popen = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        sampler = TreeSampler(psutil.Process(popen.pid))
-        while popen.poll() is None:
-            sampler.sample(int(time.perf_counter() - started))
-            time.sleep(interval)
-        wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    run = run_sampled(command, env, log_path, interval)
+    sampler = run.sampler
     timeline = [[float(t), round(v / GB, 3)] for t, v in sorted(sampler.per_second.items())]
-    return Measurement(shlex.join(command), popen.returncode, wall, cpu, sampler.peak_rss / GB,
-                       sampler.sustained / GB, sampler.peak_single / GB,
+    return Measurement(shlex.join(command), run.returncode, run.wall_s, run.cpu_s,
+                       sampler.peak_rss / GB, sampler.sustained / GB, sampler.peak_single / GB,
                        sampler.peak_pss / GB, sampler.most,
                        str(log_path), timeline, sampler.at_peak)
 

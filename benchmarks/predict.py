@@ -62,12 +62,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_common import generated_ct, process_memory_bytes, untrained_models
+from bench_common import GB, generated_ct, process_memory_bytes, untrained_models
 
 DATASET = "Dataset992_PredictBench"
 TARGET_OVERHEAD = 0.15
 TARGET_RATIO = 1.0
-GB = 1024**3
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -64,20 +64,15 @@ import json
 import multiprocessing
 import os
 import re
-import resource
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import psutil
-
-from bench_common import GB, TreeSampler, generated_ct, untrained_models
+from bench_common import GB, generated_ct, run_sampled, untrained_models
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL_NAME, REAL_ID, REAL_CASES = "Dataset902_RadiomicsLungCT", 902, ("lung1", "lung2")
@@ -342,34 +337,16 @@ def run_measured(command: list[str], env: dict[str, str], log: Path, title: str,
                  limit_s: float | None) -> dict:
     """Run ``command`` in a new process group, sampling its tree's memory and its progress
     every 0.2 s; at ``limit_s`` the group is killed. The ToolRun fields it measures."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with log.open("w") as out:
-        started = time.perf_counter()
-        popen = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
-        sampler, progress = TreeSampler(psutil.Process(popen.pid)), WindowProgress(log, title)
-        stopped = False
-        while popen.poll() is None:
-            elapsed = time.perf_counter() - started
-            if limit_s is not None and elapsed >= limit_s:
-                os.killpg(popen.pid, signal.SIGKILL)
-                popen.wait()
-                stopped = True
-                break
-            sampler.sample(int(elapsed))
-            progress.poll(elapsed)
-            time.sleep(INTERVAL_S)
-        wall = time.perf_counter() - started
-    progress.poll(wall)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    progress = WindowProgress(log, title)
+    run = run_sampled(command, env, log, INTERVAL_S, limit_s, progress.poll)
+    progress.poll(run.wall_s)
     last = progress.last
-    return {"command": shlex.join(command), "log": str(log), "returncode": popen.returncode,
-            "stopped": stopped, "wall_s": wall,
-            "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-            "peak_rss_gb": sampler.peak_rss / GB, "sustained_rss_gb": sampler.sustained / GB,
-            "max_processes": sampler.most,
+    return {"command": shlex.join(command), "log": str(log), "returncode": run.returncode,
+            "stopped": run.stopped, "wall_s": run.wall_s, "cpu_s": run.cpu_s,
+            "peak_rss_gb": run.sampler.peak_rss / GB,
+            "sustained_rss_gb": run.sampler.sustained / GB, "max_processes": run.sampler.most,
             "windows": [last.done, last.total] if last else None,
-            "extrapolated_s": progress.extrapolate() if stopped else None}
+            "extrapolated_s": progress.extrapolate() if run.stopped else None}
 
 
 @dataclass(frozen=True)
