@@ -27,7 +27,10 @@ RESERVE_STEPS = 120
 #: A demo fine-tuning step takes this much longer than the synthetic step that is timed: data
 #: loading and augmentation in worker processes on the same cores, the validation batches of each
 #: epoch, logging (measured 2026-12-02, 2 cores, AVX2 kernels: 0.85 s timed, 1.05-1.25 s per step
-#: in the run, 24 epochs of 25 steps with 28 s of compute each).
+#: in the run, 24 epochs of 25 steps with 28 s of compute each). The timing itself is noisy: the
+#: next run on the same idle machine timed 1.27 s and then ran steps of about 1.0 s, so there
+#: the factor made the demo stop early. Re-planning from the real steps of the first epoch would
+#: replace both.
 REAL_STEP_FACTOR = 1.35
 #: Share of the training time that pre-training may take (its steps are few in a demo anyway).
 PRETRAINING_SHARE = 0.15
